@@ -1,0 +1,253 @@
+//! Wiring: one poll loop per cluster, the HTTP server, graceful shutdown.
+//!
+//! Start order: bind HTTP (done by the caller, who passes the listener), serve an exporter-only
+//! render, start one poll loop per cluster. Each loop polls on a blocking thread, updates its
+//! cluster's entry and re-renders every cluster into the served buffer. A slow or dead cluster
+//! delays only its own loop. Shutdown: stop the loops, then let the server finish in-flight requests.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Compat, Config};
+use crate::http::{self, Exposition};
+use crate::kafka::{ClusterCollector, CollectorSettings};
+use crate::metrics::{self, ClusterMetrics, RenderSettings};
+use crate::model::{self, Report};
+
+/// The last good report is served until it is this many poll intervals old.
+const STALE_AFTER_INTERVALS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("HTTP server: {0}")]
+    Http(#[source] std::io::Error),
+    #[error(
+        "web_config_file ({0}): TLS and basic auth for HTTP are not supported by this version"
+    )]
+    WebConfigUnsupported(String),
+}
+
+/// Everything the poll loops share.
+struct Shared {
+    clusters: Mutex<Vec<ClusterMetrics>>,
+    settings: RenderSettings,
+    exposition: Arc<Exposition>,
+}
+
+impl Shared {
+    /// Applies `update` to cluster `index` and publishes a fresh render of every cluster.
+    fn update(&self, index: usize, update: impl FnOnce(&mut ClusterMetrics)) {
+        let rendered = {
+            let mut clusters = match self.clusters.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            if let Some(c) = clusters.get_mut(index) {
+                update(c);
+            }
+            metrics::render(&clusters, &self.settings)
+        };
+        self.exposition.publish(rendered);
+    }
+}
+
+/// Runs the exporter until `shutdown` completes.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    if let Some(path) = &config.web_config_file {
+        return Err(AppError::WebConfigUnsupported(path.display().to_string()));
+    }
+    let settings = RenderSettings {
+        granularity: config.granularity,
+        max_series: config.max_series,
+        version: env!("CARGO_PKG_VERSION"),
+        revision: option_env!("LAGWATCH_REVISION")
+            .unwrap_or("unknown")
+            .to_string(),
+        compat_kafka_lag_exporter: config.compat.contains(&Compat::KafkaLagExporter),
+        shard_zero: config.shard.index == 0,
+    };
+    let clusters: Vec<ClusterMetrics> = config
+        .clusters
+        .iter()
+        .map(|c| ClusterMetrics {
+            name: c.name.clone(),
+            report: None,
+            up: false,
+            last_success: None,
+            poll_duration: metrics::histogram_for_poll_duration(),
+            errors: Default::default(),
+            requests: Default::default(),
+            timestamp_reads_pending: 0,
+        })
+        .collect();
+    let exposition = Arc::new(Exposition::new(
+        metrics::render(&clusters, &settings),
+        clusters.len(),
+    ));
+    let shared = Arc::new(Shared {
+        clusters: Mutex::new(clusters),
+        settings,
+        exposition: exposition.clone(),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for (index, cluster) in config.clusters.iter().enumerate() {
+        let collector_settings = CollectorSettings {
+            cluster: cluster.clone(),
+            offset_fetch_concurrency: config.offset_fetch_concurrency,
+            config_refresh: config.config_refresh,
+        };
+        loops.push(tokio::spawn(poll_loop(
+            index,
+            collector_settings,
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+    }
+
+    let (server_stop_tx, mut server_stop_rx) = watch::channel(false);
+    let server =
+        axum::serve(listener, http::router(exposition)).with_graceful_shutdown(async move {
+            let _ = server_stop_rx.wait_for(|stop| *stop).await;
+        });
+    let server = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    let _ = server_stop_tx.send(true);
+    match server.await {
+        Ok(result) => result.map_err(AppError::Http),
+        Err(join) => Err(AppError::Http(std::io::Error::other(join))),
+    }
+}
+
+/// Polls one cluster every `poll_interval` until told to stop.
+async fn poll_loop(
+    index: usize,
+    settings: CollectorSettings,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cluster = settings.cluster.name.clone();
+    let interval = settings.cluster.poll_interval;
+    let mut collector =
+        match tokio::task::spawn_blocking(move || ClusterCollector::new(settings)).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => {
+                tracing::error!(cluster = cluster.as_str(), error = %e, "cannot start polling");
+                shared.exposition.first_poll_attempted();
+                return;
+            }
+            Err(e) => {
+                tracing::error!(cluster = cluster.as_str(), error = %e, "cannot start polling");
+                shared.exposition.first_poll_attempted();
+                return;
+            }
+        };
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_good: Option<(Arc<Report>, Instant)> = None;
+    let mut first = true;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let started = Instant::now();
+        let poll = tokio::task::spawn_blocking(move || {
+            let outcome = collector.poll();
+            let report = outcome.snapshot.as_ref().map(model::report);
+            (collector, outcome, report)
+        });
+        let (returned, outcome, report) = tokio::select! {
+            joined = poll => match joined {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(cluster = cluster.as_str(), error = %e, "poll task failed");
+                    return;
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        collector = returned;
+        let elapsed = started.elapsed();
+        for e in &outcome.errors {
+            tracing::warn!(
+                cluster = cluster.as_str(),
+                stage = e.stage.as_str(),
+                error = e.message.as_str(),
+                "poll stage failed"
+            );
+        }
+        let up = outcome.up();
+        if let Some(report) = report {
+            last_good = Some((Arc::new(report), Instant::now()));
+        }
+        let stale_after = interval * STALE_AFTER_INTERVALS;
+        if last_good
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() > stale_after)
+        {
+            tracing::warn!(
+                cluster = cluster.as_str(),
+                "last good data is stale: dropping its series"
+            );
+            last_good = None;
+        }
+        let requests = collector.requests();
+        shared.update(index, |c| {
+            c.report = last_good.as_ref().map(|(r, _)| r.clone());
+            c.up = up;
+            if up {
+                c.last_success = Some(SystemTime::now());
+            }
+            c.poll_duration.observe(elapsed.as_secs_f64());
+            for e in &outcome.errors {
+                *c.errors.entry(e.stage).or_insert(0) += 1;
+            }
+            c.requests = requests;
+        });
+        if first {
+            shared.exposition.first_poll_attempted();
+            first = false;
+        }
+        tracing::debug!(cluster = cluster.as_str(), up, elapsed = ?elapsed, "poll done");
+    }
+}
+
+/// Waits for SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// How long shutdown waits for a poll stuck in a Kafka call before exiting anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -1,0 +1,170 @@
+//! HTTP: `/metrics` serves the buffer rendered after the last poll (no Kafka I/O on the scrape
+//! path), `/healthz` says the process is alive, `/readyz` says every cluster's first poll was
+//! attempted. A Kafka outage never makes the exporter unready: staleness is told by metrics.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+
+/// What the HTTP server reads; written by the poll loops.
+pub struct Exposition {
+    rendered: RwLock<Arc<Rendered>>,
+    /// Clusters whose first poll has not been attempted yet.
+    first_polls_pending: AtomicUsize,
+}
+
+impl Exposition {
+    pub fn new(initial: Rendered, clusters: usize) -> Exposition {
+        Exposition {
+            rendered: RwLock::new(Arc::new(initial)),
+            first_polls_pending: AtomicUsize::new(clusters),
+        }
+    }
+
+    /// Replaces the served buffer; scrapes in flight keep the one they took.
+    pub fn publish(&self, rendered: Rendered) {
+        let rendered = Arc::new(rendered);
+        match self.rendered.write() {
+            Ok(mut slot) => *slot = rendered,
+            Err(poisoned) => *poisoned.into_inner() = rendered,
+        }
+    }
+
+    pub fn current(&self) -> Arc<Rendered> {
+        match self.rendered.read() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Called once per cluster, after its first poll attempt.
+    pub fn first_poll_attempted(&self) {
+        let _ = self
+            .first_polls_pending
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    pub fn ready(&self) -> bool {
+        self.first_polls_pending.load(Ordering::Acquire) == 0
+    }
+}
+
+pub fn router(exposition: Arc<Exposition>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/", get(index))
+        .with_state(exposition)
+}
+
+async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) -> Response {
+    let rendered = exposition.current();
+    let openmetrics = accepts(&headers, header::ACCEPT, "application/openmetrics-text");
+    let gzip = accepts(&headers, header::ACCEPT_ENCODING, "gzip");
+    let (content_type, body) = match (openmetrics, gzip) {
+        (true, true) => (OPENMETRICS_CONTENT_TYPE, &rendered.openmetrics_gzip),
+        (true, false) => (OPENMETRICS_CONTENT_TYPE, &rendered.openmetrics),
+        (false, true) => (TEXT_CONTENT_TYPE, &rendered.text_gzip),
+        (false, false) => (TEXT_CONTENT_TYPE, &rendered.text),
+    };
+    let mut response = Response::new(Body::from(body.clone()));
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    response
+}
+
+/// Whether a header lists `token` with a non-zero quality.
+fn accepts(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let matches = parts.next().is_some_and(|t| t.eq_ignore_ascii_case(token));
+            let zero_quality = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            matches && !zero_quality
+        })
+}
+
+async fn readyz(State(exposition): State<Arc<Exposition>>) -> impl IntoResponse {
+    if exposition.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first poll of every cluster\n",
+        )
+    }
+}
+
+async fn index() -> Html<&'static str> {
+    Html(
+        "<!doctype html><html><head><title>lagwatch</title></head><body><h1>lagwatch</h1>\
+         <ul><li><a href=\"metrics\">metrics</a></li><li><a href=\"healthz\">healthz</a></li>\
+         <li><a href=\"readyz\">readyz</a></li></ul></body></html>\n",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_headers_are_matched_by_token_and_quality() {
+        // (header value, token, expected)
+        let cases = [
+            ("gzip", "gzip", true),
+            ("deflate, gzip;q=0.5", "gzip", true),
+            ("gzip;q=0", "gzip", false),
+            ("identity", "gzip", false),
+            (
+                "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;q=0.5",
+                "application/openmetrics-text",
+                true,
+            ),
+            (
+                "text/plain;version=0.0.4",
+                "application/openmetrics-text",
+                false,
+            ),
+        ];
+        for (value, token, want) in cases {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static(value));
+            assert_eq!(accepts(&h, header::ACCEPT, token), want, "{value}");
+        }
+    }
+
+    #[test]
+    fn readiness_needs_every_cluster_polled_once() {
+        let e = Exposition::new(Rendered::default(), 2);
+        assert!(!e.ready());
+        e.first_poll_attempted();
+        assert!(!e.ready());
+        e.first_poll_attempted();
+        e.first_poll_attempted();
+        assert!(e.ready());
+    }
+}

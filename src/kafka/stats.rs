@@ -1,0 +1,126 @@
+//! Kafka requests counted from librdkafka's statistics, per broker.
+//!
+//! librdkafka reports cumulative per-broker request counts (`brokers.*.req`) every
+//! `statistics.interval.ms` on the handle's main queue. The counter here adds each report's
+//! deltas, so `lagwatch_kafka_requests_total` survives reconnects and handle re-creation.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::Statistics;
+
+/// Cumulative requests per broker label: the node id, or `bootstrap` for bootstrap connections.
+#[derive(Debug, Default)]
+pub struct RequestCounter {
+    /// Last cumulative count seen per librdkafka broker name (`host:port/id`).
+    last: HashMap<String, u64>,
+    totals: BTreeMap<String, u64>,
+}
+
+impl RequestCounter {
+    /// Adds one statistics report: `(broker name, node id, cumulative requests)` per broker.
+    pub fn observe<'a>(&mut self, brokers: impl IntoIterator<Item = (&'a str, i32, u64)>) {
+        for (name, node_id, cumulative) in brokers {
+            let previous = self.last.insert(name.to_string(), cumulative).unwrap_or(0);
+            // A smaller count means librdkafka restarted its counters (new handle): count it whole.
+            let delta = if cumulative >= previous {
+                cumulative - previous
+            } else {
+                cumulative
+            };
+            let label = if node_id < 0 {
+                "bootstrap".to_string()
+            } else {
+                node_id.to_string()
+            };
+            *self.totals.entry(label).or_insert(0) += delta;
+        }
+    }
+
+    pub fn totals(&self) -> BTreeMap<String, u64> {
+        self.totals.clone()
+    }
+}
+
+/// The librdkafka context of a cluster's handle: logs through `tracing`, counts requests.
+#[derive(Debug)]
+pub struct StatsContext {
+    pub cluster: String,
+    requests: Mutex<RequestCounter>,
+}
+
+impl StatsContext {
+    pub fn new(cluster: &str) -> StatsContext {
+        StatsContext {
+            cluster: cluster.to_string(),
+            requests: Mutex::new(RequestCounter::default()),
+        }
+    }
+
+    pub fn requests(&self) -> BTreeMap<String, u64> {
+        match self.requests.lock() {
+            Ok(counter) => counter.totals(),
+            Err(poisoned) => poisoned.into_inner().totals(),
+        }
+    }
+}
+
+impl ClientContext for StatsContext {
+    fn stats(&self, statistics: Statistics) {
+        let brokers = statistics.brokers.values().map(|b| {
+            let requests: i64 = b.req.values().sum();
+            (
+                b.name.as_str(),
+                b.nodeid,
+                u64::try_from(requests).unwrap_or(0),
+            )
+        });
+        let mut counter = match self.requests.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        counter.observe(brokers);
+    }
+
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        let cluster = self.cluster.as_str();
+        match level {
+            L::Emerg | L::Alert | L::Critical | L::Error => {
+                tracing::error!(cluster, facility = fac, "librdkafka: {log_message}")
+            }
+            L::Warning => tracing::warn!(cluster, facility = fac, "librdkafka: {log_message}"),
+            L::Notice | L::Info => {
+                tracing::info!(cluster, facility = fac, "librdkafka: {log_message}")
+            }
+            L::Debug => tracing::debug!(cluster, facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        tracing::warn!(cluster = self.cluster.as_str(), %error, "librdkafka: {reason}");
+    }
+}
+
+impl ConsumerContext for StatsContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_accumulate_per_node_and_survive_counter_resets() {
+        let mut c = RequestCounter::default();
+        c.observe([("h:9092/bootstrap", -1, 3)]);
+        c.observe([("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 10)]);
+        c.observe([("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 14)]);
+        // A new handle starts again from zero: its 2 requests are new, not -12.
+        c.observe([("h:9092/111", 111, 2)]);
+        let totals = c.totals();
+        assert_eq!(totals.get("bootstrap"), Some(&5));
+        assert_eq!(totals.get("111"), Some(&16));
+        assert_eq!(totals.len(), 2);
+    }
+}

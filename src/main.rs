@@ -1,0 +1,123 @@
+//! The `lagwatch` command: parses arguments, loads the configuration, starts logging and hands
+//! over to [`lagwatch::app::run`]. Exit codes: 0 success, 2 configuration or start-up error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use lagwatch::config::Config;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lagwatch",
+    version,
+    about = "Kafka consumer-lag exporter for Prometheus"
+)]
+#[command(args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Configuration file (YAML).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// Log filter (tracing-subscriber syntax, e.g. `info` or `lagwatch=debug`); RUST_LOG wins.
+    #[arg(long, default_value = "info", global = true)]
+    log_level: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Validates a configuration file and prints the effective settings (secrets redacted).
+    CheckConfig {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format, &cli.log_level);
+    match cli.command {
+        Some(Command::CheckConfig { config }) => match Config::load(&config) {
+            Ok(c) => {
+                println!("{}: ok", config.display());
+                print!("{}", c.describe());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                ExitCode::from(2)
+            }
+        },
+        None => {
+            let Some(path) = cli.config else {
+                eprintln!("lagwatch: --config FILE is required (see --help)");
+                return ExitCode::from(2);
+            };
+            let config = match Config::load(&path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return ExitCode::from(2);
+                }
+            };
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lagwatch: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("lagwatch: cannot listen on {}: {e}", config.listen);
+                return ExitCode::from(2);
+            }
+        };
+        tracing::info!(listen = %config.listen, clusters = config.clusters.len(), "lagwatch started");
+        match lagwatch::app::run(config, listener, lagwatch::app::shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("lagwatch: {e}");
+                ExitCode::from(2)
+            }
+        }
+    });
+    // A poll stuck in a Kafka call must not hold the exit.
+    runtime.shutdown_timeout(lagwatch::app::SHUTDOWN_GRACE);
+    code
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

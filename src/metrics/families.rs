@@ -1,0 +1,387 @@
+//! The metric families, one table entry each: name, help, type, unit, level of detail and how to
+//! read its series off a report. Adding a family is adding one entry; counting (for the series
+//! guard) and encoding both walk the same entry, so they cannot disagree.
+//!
+//! Order of the tables is the order of the exposition. `docs/metrics.md` documents every entry.
+
+use super::encode::ClusterView;
+use crate::model::{
+    GroupPartitionReport, GroupReport, GroupTopicReport, PartitionOffsets, Report, TopicReport,
+};
+
+/// A sample value. Offsets and counts are integers; times and ratios are floats.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Value {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+}
+
+impl Value {
+    pub(crate) fn count(n: usize) -> Value {
+        Value::Uint(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+}
+
+/// Metric type of a family. Counters are named without `_total`: the encoder appends it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Gauge,
+    Counter,
+    Histogram,
+}
+
+/// Level of detail of a Kafka family. `granularity` sets the finest level emitted, and the series
+/// guard drops whole levels, finest first; `Always` is never dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Level {
+    /// Group-level `kafka_consumergroup_*` and `kafka_topic_*`.
+    Always,
+    /// One series per (group, topic).
+    Topic,
+    /// One series per (group, topic, partition), and `kafka_partition_*`.
+    Partition,
+}
+
+impl Level {
+    pub(crate) const ALL: [Level; 3] = [Level::Always, Level::Topic, Level::Partition];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Level::Always => "group",
+            Level::Topic => "topic",
+            Level::Partition => "partition",
+        }
+    }
+}
+
+/// Which rows of a report a Kafka family has a series for, the labels after `cluster`, and the
+/// value of each row (`None`: no series for that row).
+pub(crate) enum Rows {
+    /// Labels `topic`. Topic-wide facts: only shard 0 emits them, so sums over shards hold.
+    Topic(fn(&TopicReport) -> Option<Value>),
+    /// Labels `topic`, `partition`. Only shard 0 emits them.
+    TopicPartition(fn(&PartitionOffsets) -> Option<Value>),
+    /// Labels `group`.
+    Group(fn(&GroupReport) -> Option<Value>),
+    /// Labels `group` and the given label, whose value is the group's current one; value 1.
+    GroupLabel(&'static str, fn(&GroupReport) -> Option<&'static str>),
+    /// Labels `group`, `topic`.
+    GroupTopic(fn(&GroupTopicReport) -> Option<Value>),
+    /// Labels `group`, `topic`, `partition`.
+    GroupPartition(fn(&GroupPartitionReport) -> Option<Value>),
+}
+
+impl Rows {
+    /// Whether the family repeats across shards (topic facts, not group facts).
+    pub(crate) fn topic_wide(&self) -> bool {
+        matches!(self, Rows::Topic(_) | Rows::TopicPartition(_))
+    }
+
+    /// Series the family has for `report`: the rows whose value is present. Walks the same rows
+    /// in the same way as `encode::encode_rows`.
+    pub(crate) fn count(&self, report: &Report) -> usize {
+        let topics = || report.topics.iter();
+        let groups = || report.groups.iter();
+        match self {
+            Rows::Topic(value) => topics().filter(|t| value(t).is_some()).count(),
+            Rows::TopicPartition(value) => topics()
+                .flat_map(|t| &t.partitions)
+                .filter(|p| value(p).is_some())
+                .count(),
+            Rows::Group(value) => groups().filter(|g| value(g).is_some()).count(),
+            Rows::GroupLabel(_, value) => groups().filter(|g| value(g).is_some()).count(),
+            Rows::GroupTopic(value) => groups()
+                .flat_map(|g| &g.topics)
+                .filter(|t| value(t).is_some())
+                .count(),
+            Rows::GroupPartition(value) => groups()
+                .flat_map(|g| &g.topics)
+                .flat_map(|t| &t.partitions)
+                .filter(|p| value(p).is_some())
+                .count(),
+        }
+    }
+}
+
+pub(crate) struct KafkaFamily {
+    /// Full exposition name; counters without `_total`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    /// OpenMetrics unit; the name ends with `_<unit>`.
+    pub unit: Option<&'static str>,
+    pub level: Level,
+    pub rows: Rows,
+}
+
+/// Every Kafka family, in exposition order (PRODUCT.md §5).
+pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
+    KafkaFamily {
+        name: "kafka_partition_latest_offset",
+        help: "High watermark of the partition: the offset the next record will get (last stable offset under read_committed).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Partition,
+        rows: Rows::TopicPartition(|p| Some(Value::Int(p.latest))),
+    },
+    KafkaFamily {
+        name: "kafka_partition_earliest_offset",
+        help: "Low watermark of the partition: the oldest offset still stored.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Partition,
+        rows: Rows::TopicPartition(|p| Some(Value::Int(p.earliest))),
+    },
+    KafkaFamily {
+        name: "kafka_topic_partitions",
+        help: "Partitions of the topic whose offsets were read in the last poll.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::Topic(|t| Some(Value::count(t.partitions.len()))),
+    },
+    KafkaFamily {
+        name: "kafka_topic_latest_offsets",
+        help: "Sum of the high watermarks of the topic's partitions.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::Topic(|t| Some(Value::Int(t.latest_offsets))),
+    },
+    KafkaFamily {
+        name: "kafka_topic_earliest_offsets",
+        help: "Sum of the low watermarks of the topic's partitions.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::Topic(|t| Some(Value::Int(t.earliest_offsets))),
+    },
+    KafkaFamily {
+        name: "kafka_topic_retention_bytes",
+        help: "retention.bytes of the topic, per partition; absent when infinite or unknown.",
+        kind: Kind::Gauge,
+        unit: Some("bytes"),
+        level: Level::Always,
+        rows: Rows::Topic(|t| t.retention_bytes.map(Value::Int)),
+    },
+    KafkaFamily {
+        name: "kafka_topic_retention_seconds",
+        help: "retention.ms of the topic, in seconds; absent when infinite or unknown.",
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+        level: Level::Always,
+        rows: Rows::Topic(|t| t.retention_seconds.map(Value::Float)),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_state",
+        help: "Coordinator state of the group: one series, for the current state, with value 1.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::GroupLabel("state", |g| Some(g.state.as_str())),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_members",
+        help: "Members of the group; absent when the group could not be described.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::Group(|g| g.members.map(|m| Value::Int(i64::from(m)))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_uncommitted_partitions",
+        help: "Partitions of the topics the group committed on that have no committed offset (no lag series).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        rows: Rows::Group(|g| Some(Value::Int(i64::from(g.uncommitted_partitions)))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_lag_messages",
+        help: "Messages the group can still read, summed over its partitions: max(0, high watermark - max(committed, low watermark)).",
+        kind: Kind::Gauge,
+        unit: Some("messages"),
+        level: Level::Always,
+        rows: Rows::Group(|g| Some(Value::Int(g.lag_messages))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_topic_lag_messages",
+        help: "Messages the group can still read on the topic, summed over its partitions.",
+        kind: Kind::Gauge,
+        unit: Some("messages"),
+        level: Level::Topic,
+        rows: Rows::GroupTopic(|t| Some(Value::Int(t.lag_messages))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_partition_committed_offset",
+        help: "Committed offset of the group on the partition: the next offset it will read.",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Partition,
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.committed_offset))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_partition_lag_messages",
+        help: "Messages the group can still read on the partition: max(0, high watermark - max(committed, low watermark)).",
+        kind: Kind::Gauge,
+        unit: Some("messages"),
+        level: Level::Partition,
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.lag_messages))),
+    },
+];
+
+/// Rows of an exporter family. Every exporter series but `lagwatch_build_info` carries `cluster`.
+pub(crate) enum ExporterRows {
+    /// One series per cluster (`None`: none for that cluster).
+    Cluster(fn(&ClusterView) -> Option<Value>),
+    /// One series per cluster and poll stage, label `stage`, every stage even at 0.
+    Stages,
+    /// One series per cluster and broker, label `broker`.
+    Brokers,
+    /// The poll-duration histogram of each cluster.
+    PollDuration,
+    /// A single series without `cluster`, labels `version`, `revision`, value 1.
+    BuildInfo,
+}
+
+pub(crate) struct ExporterFamily {
+    /// Full exposition name; counters without `_total`.
+    pub name: &'static str,
+    pub help: &'static str,
+    pub kind: Kind,
+    pub unit: Option<&'static str>,
+    pub rows: ExporterRows,
+}
+
+/// Every exporter family, in exposition order.
+pub(crate) static EXPORTER_FAMILIES: &[ExporterFamily] = &[
+    ExporterFamily {
+        name: "lagwatch_kafka_up",
+        help: "1 if the last poll of the cluster read metadata and offsets, else 0.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::Int(i64::from(c.up)))),
+    },
+    ExporterFamily {
+        name: "lagwatch_last_poll_success_timestamp_seconds",
+        help: "Unix time of the end of the last poll with lagwatch_kafka_up 1; absent before the first.",
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+        rows: ExporterRows::Cluster(|c| c.last_success.map(Value::Float)),
+    },
+    ExporterFamily {
+        name: "lagwatch_poll_duration_seconds",
+        help: "Wall time of a poll of the cluster, successful or not.",
+        kind: Kind::Histogram,
+        unit: Some("seconds"),
+        rows: ExporterRows::PollDuration,
+    },
+    ExporterFamily {
+        name: "lagwatch_poll_errors",
+        help: "Poll stages that failed, by stage, since start.",
+        kind: Kind::Counter,
+        unit: None,
+        rows: ExporterRows::Stages,
+    },
+    ExporterFamily {
+        name: "lagwatch_kafka_requests",
+        help: "Requests sent to Kafka, by broker node id (bootstrap: bootstrap connections), from librdkafka statistics.",
+        kind: Kind::Counter,
+        unit: None,
+        rows: ExporterRows::Brokers,
+    },
+    ExporterFamily {
+        name: "lagwatch_series",
+        help: "Kafka series of the cluster in the last render.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::count(c.series))),
+    },
+    ExporterFamily {
+        name: "lagwatch_series_dropped",
+        help: "Kafka series of the cluster left out of the last render by the max_series guard.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::count(c.dropped))),
+    },
+    ExporterFamily {
+        name: "lagwatch_timestamp_reads_pending",
+        help: "Record timestamps the time-lag model still needs to read (per-poll budget exhausted).",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::Uint(c.timestamp_reads_pending))),
+    },
+    ExporterFamily {
+        name: "lagwatch_build_info",
+        help: "Version and revision of the running lagwatch; value 1.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::BuildInfo,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_well_formed() {
+        let names: Vec<(&str, &str, Kind, Option<&str>)> = KAFKA_FAMILIES
+            .iter()
+            .map(|f| (f.name, f.help, f.kind, f.unit))
+            .chain(
+                EXPORTER_FAMILIES
+                    .iter()
+                    .map(|f| (f.name, f.help, f.kind, f.unit)),
+            )
+            .collect();
+        let mut seen = HashSet::new();
+        for (name, help, kind, unit) in names {
+            // prometheus-client writes help texts unescaped in OpenMetrics, and the text format is
+            // derived line by line: no newline, no backslash.
+            assert!(
+                !help.contains(['\n', '\\']) && !help.is_empty(),
+                "{name}: {help:?}"
+            );
+            assert!(seen.insert(name), "{name} twice");
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            // prometheus-client appends `_total` to counters (and panics on a name that has it).
+            assert!(!name.ends_with("_total"), "{name}");
+            if kind == Kind::Counter {
+                assert!(
+                    !name.ends_with("_sum") && !name.ends_with("_count"),
+                    "{name}"
+                );
+            }
+            if let Some(unit) = unit {
+                assert!(
+                    name.ends_with(&format!("_{unit}")),
+                    "{name} lacks its unit {unit}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn label_sets_follow_the_label_order() {
+        // Topic-wide rows are exactly the kafka_topic_* and kafka_partition_* families.
+        for f in KAFKA_FAMILIES {
+            let topic_family =
+                f.name.starts_with("kafka_topic_") || f.name.starts_with("kafka_partition_");
+            assert_eq!(f.rows.topic_wide(), topic_family, "{}", f.name);
+            let partition_rows =
+                matches!(f.rows, Rows::TopicPartition(_) | Rows::GroupPartition(_));
+            assert_eq!(partition_rows, f.level == Level::Partition, "{}", f.name);
+        }
+    }
+}

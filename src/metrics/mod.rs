@@ -1,0 +1,295 @@
+//! Metrics: renders the latest report of every cluster, plus the exporter's own metrics, into the
+//! buffers `/metrics` serves. Rendering happens once per poll, never per scrape.
+//!
+//! - `families`: the table of every family (name, type, unit, level, rows); one entry per family.
+//! - `guard`: the `max_series` guard, which drops whole levels of detail, finest first.
+//! - `encode`: a prometheus-client `Collector` over the reports, family by family, and the text,
+//!   OpenMetrics and gzip encodings.
+//!
+//! `docs/metrics.md` documents every family, the granularity and guard rules and content
+//! negotiation.
+
+mod encode;
+mod families;
+mod guard;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::config::Granularity;
+use crate::model::Report;
+use encode::{ClusterView, ReportCollector};
+use families::{Level, KAFKA_FAMILIES};
+use guard::LevelCounts;
+
+/// `Content-Type` of the Prometheus text format 0.0.4 ([`Rendered::text`]).
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// `Content-Type` of OpenMetrics 1.0 text ([`Rendered::openmetrics`]).
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the `lagwatch_poll_duration_seconds` buckets: a healthy poll takes from tens
+/// of milliseconds (small cluster) to tens of seconds (thousands of groups); Kafka timeouts make
+/// the slow end.
+const POLL_DURATION_BUCKETS: [f64; 11] =
+    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
+
+/// A poll stage, as the `stage` label of `lagwatch_poll_errors_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    Metadata,
+    ListOffsets,
+    ListGroups,
+    DescribeGroups,
+    OffsetFetch,
+    DescribeConfigs,
+    ReadTimestamps,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 7] = [
+        Stage::Metadata,
+        Stage::ListOffsets,
+        Stage::ListGroups,
+        Stage::DescribeGroups,
+        Stage::OffsetFetch,
+        Stage::DescribeConfigs,
+        Stage::ReadTimestamps,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Metadata => "metadata",
+            Stage::ListOffsets => "list_offsets",
+            Stage::ListGroups => "list_groups",
+            Stage::DescribeGroups => "describe_groups",
+            Stage::OffsetFetch => "offset_fetch",
+            Stage::DescribeConfigs => "describe_configs",
+            Stage::ReadTimestamps => "read_timestamps",
+        }
+    }
+}
+
+/// What one cluster contributes to a render. One per configured cluster, in config order.
+#[derive(Clone, Debug)]
+pub struct ClusterMetrics {
+    /// The `cluster` label value.
+    pub name: String,
+    /// The data to serve; `None` when there is no good data (never polled successfully, or the
+    /// last good data is older than 3 poll intervals): then only exporter families are emitted.
+    pub report: Option<Arc<Report>>,
+    /// `lagwatch_kafka_up`: the last poll read metadata and offsets.
+    pub up: bool,
+    /// `lagwatch_last_poll_success_timestamp_seconds`; absent if never.
+    pub last_success: Option<SystemTime>,
+    /// `lagwatch_poll_duration_seconds`; the poll loop observes into it (clones share buckets).
+    pub poll_duration: Histogram,
+    /// Cumulative `lagwatch_poll_errors_total{stage}`; every stage is emitted, 0 when absent.
+    pub errors: BTreeMap<Stage, u64>,
+    /// Cumulative `lagwatch_kafka_requests_total{broker}`.
+    pub requests: BTreeMap<String, u64>,
+    /// `lagwatch_timestamp_reads_pending`.
+    pub timestamp_reads_pending: u64,
+}
+
+impl ClusterMetrics {
+    /// A cluster not polled yet: no report, down, no counts.
+    pub fn new(name: impl Into<String>) -> ClusterMetrics {
+        ClusterMetrics {
+            name: name.into(),
+            report: None,
+            up: false,
+            last_success: None,
+            poll_duration: histogram_for_poll_duration(),
+            errors: BTreeMap::new(),
+            requests: BTreeMap::new(),
+            timestamp_reads_pending: 0,
+        }
+    }
+}
+
+/// How to render, from the configuration.
+#[derive(Clone, Debug)]
+pub struct RenderSettings {
+    /// Finest level of detail of the Kafka families.
+    pub granularity: Granularity,
+    /// Most Kafka series of all clusters together before levels are dropped.
+    pub max_series: usize,
+    /// `lagwatch_build_info{version}`.
+    pub version: &'static str,
+    /// `lagwatch_build_info{revision}`.
+    pub revision: String,
+    /// `compat: [kafka_lag_exporter]` (PRODUCT.md §8). Its families are not rendered by this
+    /// version: the flag has no effect on the output.
+    pub compat_kafka_lag_exporter: bool,
+    /// Shard 0 of a sharded deployment (or no sharding); other shards omit `kafka_topic_*` and
+    /// `kafka_partition_*` so that sums over shards count every topic once.
+    pub shard_zero: bool,
+}
+
+/// One render: the same series in both formats, each also gzipped.
+#[derive(Clone, Debug, Default)]
+pub struct Rendered {
+    /// Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]).
+    pub text: Vec<u8>,
+    pub text_gzip: Vec<u8>,
+    /// OpenMetrics text ([`OPENMETRICS_CONTENT_TYPE`]), ending with `# EOF`.
+    pub openmetrics: Vec<u8>,
+    pub openmetrics_gzip: Vec<u8>,
+    /// Kafka series emitted, all clusters.
+    pub series: usize,
+    /// Kafka series left out by the `max_series` guard, all clusters.
+    pub dropped: usize,
+}
+
+/// A histogram with the `lagwatch_poll_duration_seconds` buckets (50 ms to 2 min).
+pub fn histogram_for_poll_duration() -> Histogram {
+    Histogram::new(POLL_DURATION_BUCKETS)
+}
+
+/// Renders every cluster, family by family.
+pub fn render(clusters: &[ClusterMetrics], settings: &RenderSettings) -> Rendered {
+    let requested = match settings.granularity {
+        Granularity::Group => Level::Always,
+        Granularity::Topic => Level::Topic,
+        Granularity::Partition => Level::Partition,
+    };
+
+    // Count before encoding: the guard decides on whole levels, all clusters together.
+    let mut family_series = vec![0usize; KAFKA_FAMILIES.len()];
+    let counts: Vec<LevelCounts> = clusters
+        .iter()
+        .map(|cluster| {
+            let mut counts = LevelCounts::default();
+            let Some(report) = &cluster.report else {
+                return counts;
+            };
+            for (family, total) in KAFKA_FAMILIES.iter().zip(family_series.iter_mut()) {
+                if family.level > requested || (family.rows.topic_wide() && !settings.shard_zero) {
+                    continue;
+                }
+                let n = family.rows.count(report);
+                counts[family.level.index()] += n;
+                *total += n;
+            }
+            counts
+        })
+        .collect();
+    let finest = guard::finest_level(&counts, requested, settings.max_series);
+
+    let (mut series, mut dropped) = (0, 0);
+    let views: Vec<ClusterView> = clusters
+        .iter()
+        .zip(&counts)
+        .map(|(cluster, counts)| {
+            let (cluster_series, cluster_dropped) = guard::split(counts, finest);
+            series += cluster_series;
+            dropped += cluster_dropped;
+            view(cluster, cluster_series, cluster_dropped)
+        })
+        .collect();
+    log_guard(settings, requested, finest, series, dropped);
+
+    let collector = ReportCollector {
+        clusters: views,
+        emit: KAFKA_FAMILIES
+            .iter()
+            .zip(&family_series)
+            .map(|(family, n)| family.level <= finest && *n > 0)
+            .collect(),
+        version: settings.version,
+        revision: settings.revision.clone(),
+    };
+    // About 100 bytes per partition-level series; the exporter families are a few KiB.
+    let size_hint = series.saturating_mul(112).saturating_add(16 * 1024);
+    let (text, openmetrics) = match encode::encode(collector, size_hint) {
+        Ok(encoded) => (encoded.text.into_bytes(), encoded.openmetrics.into_bytes()),
+        Err(std::fmt::Error) => {
+            // Writing to a String cannot fail and no family returns an error: unreachable in
+            // practice. Serve an empty exposition (so `up` vanishes and alerts fire) over a torn one.
+            tracing::error!("encoding the exposition failed: serving an empty one");
+            (Vec::new(), b"# EOF\n".to_vec())
+        }
+    };
+    Rendered {
+        text_gzip: gzip_or_empty(&text),
+        openmetrics_gzip: gzip_or_empty(&openmetrics),
+        text,
+        openmetrics,
+        series,
+        dropped,
+    }
+}
+
+fn view(cluster: &ClusterMetrics, series: usize, dropped: usize) -> ClusterView {
+    ClusterView {
+        name: cluster.name.clone(),
+        report: cluster.report.clone(),
+        up: cluster.up,
+        last_success: cluster
+            .last_success
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_secs_f64()),
+        poll_duration: cluster.poll_duration.clone(),
+        errors: Stage::ALL.map(|stage| cluster.errors.get(&stage).copied().unwrap_or(0)),
+        requests: cluster
+            .requests
+            .iter()
+            .map(|(b, n)| (b.clone(), *n))
+            .collect(),
+        timestamp_reads_pending: cluster.timestamp_reads_pending,
+        series,
+        dropped,
+    }
+}
+
+/// Says what the guard dropped (every render while over the limit: once per poll).
+fn log_guard(
+    settings: &RenderSettings,
+    requested: Level,
+    finest: Level,
+    series: usize,
+    dropped: usize,
+) {
+    if finest < requested {
+        let dropped_levels: Vec<&str> = Level::ALL
+            .iter()
+            .filter(|l| **l > finest && **l <= requested)
+            .map(|l| l.as_str())
+            .collect();
+        tracing::warn!(
+            max_series = settings.max_series,
+            granularity = settings.granularity.as_str(),
+            dropped_levels = dropped_levels.join(",").as_str(),
+            kept_level = finest.as_str(),
+            series,
+            dropped,
+            "max_series exceeded: dropped the finest levels of detail for every group"
+        );
+    }
+    if series > settings.max_series {
+        tracing::error!(
+            max_series = settings.max_series,
+            series,
+            "group-level and kafka_topic_* series alone exceed max_series: emitting them anyway; \
+             raise max_series or select fewer groups and topics"
+        );
+    }
+}
+
+fn gzip_or_empty(data: &[u8]) -> Vec<u8> {
+    match encode::gzip(data) {
+        Ok(gz) => gz,
+        Err(e) => {
+            // Compressing into memory cannot fail short of allocation failure.
+            tracing::error!(error = %e, "gzip of the exposition failed");
+            Vec::new()
+        }
+    }
+}

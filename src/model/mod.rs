@@ -1,0 +1,10 @@
+//! The pure model: a cluster snapshot in, lag figures out. No I/O, no clocks: time is a parameter.
+
+pub mod lag;
+pub mod snapshot;
+
+pub use lag::{report, GroupPartitionReport, GroupReport, GroupTopicReport, Report, TopicReport};
+pub use snapshot::{
+    CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
+    TopicSnapshot,
+};

@@ -1,0 +1,153 @@
+//! What one poll of one cluster saw, in domain terms. Filled by `kafka/`, read by the model.
+//! Offsets are Kafka offsets (`i64`); a missing value is `None`, never a sentinel.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One poll of one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// When the poll's offsets were read.
+    pub taken_at: SystemTime,
+    /// Selected topics, sorted by name. Topics whose offsets could not be read are absent.
+    pub topics: Vec<TopicSnapshot>,
+    /// Selected groups, sorted by id, one entry per group id.
+    pub groups: Vec<GroupSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSnapshot {
+    pub name: Arc<str>,
+    /// Sorted by partition id; a partition whose offsets failed is absent.
+    pub partitions: Vec<PartitionOffsets>,
+    pub config: TopicConfig,
+}
+
+/// Watermarks of one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionOffsets {
+    pub partition: i32,
+    /// Low watermark: the oldest offset still stored.
+    pub earliest: i64,
+    /// High watermark (last stable offset under `read_committed`): the next offset to be written.
+    pub latest: i64,
+}
+
+/// Retention settings of a topic, as the broker reported them. `None` means the broker did not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TopicConfig {
+    /// `retention.ms`; a negative value means infinite.
+    pub retention_ms: Option<i64>,
+    /// `retention.bytes`; a negative value means infinite.
+    pub retention_bytes: Option<i64>,
+    /// `cleanup.policy`, e.g. `delete`, `compact`, `compact,delete`.
+    pub cleanup_policy: Option<String>,
+}
+
+/// A consumer group's coordinator-side state, as label values of `kafka_consumergroup_state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupState {
+    Stable,
+    Empty,
+    PreparingRebalance,
+    CompletingRebalance,
+    Assigning,
+    Reconciling,
+    Dead,
+    Unknown,
+}
+
+impl GroupState {
+    pub const ALL: [GroupState; 8] = [
+        GroupState::Stable,
+        GroupState::Empty,
+        GroupState::PreparingRebalance,
+        GroupState::CompletingRebalance,
+        GroupState::Assigning,
+        GroupState::Reconciling,
+        GroupState::Dead,
+        GroupState::Unknown,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Stable => "stable",
+            GroupState::Empty => "empty",
+            GroupState::PreparingRebalance => "preparing_rebalance",
+            GroupState::CompletingRebalance => "completing_rebalance",
+            GroupState::Assigning => "assigning",
+            GroupState::Reconciling => "reconciling",
+            GroupState::Dead => "dead",
+            GroupState::Unknown => "unknown",
+        }
+    }
+
+    /// Parses a broker's state name in any of its spellings (`Stable`, `PreparingRebalance`,
+    /// `preparing_rebalance`, `AwaitingSync`); anything else is `Unknown`.
+    pub fn from_broker(name: &str) -> GroupState {
+        let folded: String = name
+            .chars()
+            .filter(|c| *c != '_' && *c != '-' && *c != ' ')
+            .flat_map(char::to_lowercase)
+            .collect();
+        match folded.as_str() {
+            "stable" => GroupState::Stable,
+            "empty" => GroupState::Empty,
+            "preparingrebalance" => GroupState::PreparingRebalance,
+            "completingrebalance" | "awaitingsync" => GroupState::CompletingRebalance,
+            "assigning" => GroupState::Assigning,
+            "reconciling" => GroupState::Reconciling,
+            "dead" => GroupState::Dead,
+            _ => GroupState::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSnapshot {
+    pub id: String,
+    pub state: GroupState,
+    /// Member count; `None` when the group could not be described.
+    pub members: Option<u32>,
+    /// Committed offsets of the selected topics, sorted by (topic, partition).
+    pub offsets: Vec<CommittedOffset>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedOffset {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    /// The next offset the group will read.
+    pub offset: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_state_names_map_to_label_values() {
+        // (broker spelling, expected state): Kafka's Java names, librdkafka's enum names and KIP-848 names.
+        let cases = [
+            ("Stable", GroupState::Stable),
+            ("STABLE", GroupState::Stable),
+            ("Empty", GroupState::Empty),
+            ("PreparingRebalance", GroupState::PreparingRebalance),
+            ("CompletingRebalance", GroupState::CompletingRebalance),
+            ("AwaitingSync", GroupState::CompletingRebalance),
+            ("Assigning", GroupState::Assigning),
+            ("Reconciling", GroupState::Reconciling),
+            ("Dead", GroupState::Dead),
+            ("Unknown", GroupState::Unknown),
+            ("", GroupState::Unknown),
+            ("something-new", GroupState::Unknown),
+        ];
+        for (name, want) in cases {
+            assert_eq!(GroupState::from_broker(name), want, "{name:?}");
+        }
+        for state in GroupState::ALL {
+            assert_eq!(GroupState::from_broker(state.as_str()), state);
+        }
+    }
+}

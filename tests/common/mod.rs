@@ -1,0 +1,456 @@
+//! Test harness: a private Tansu broker per test binary, Kafka helpers (topics, produce, commit),
+//! an in-process lagwatch on a free port, and an exposition parser.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// Tansu's storage engines (PRODUCT.md §10): memory has group state, sqlite has retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Memory,
+    Sqlite,
+}
+
+/// Where `.ci/install-tansu` puts the broker; `LAGWATCH_TANSU` overrides.
+pub fn tansu_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("LAGWATCH_TANSU") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cache =
+        std::env::var("LAGWATCH_CACHE").unwrap_or_else(|_| format!("{home}/.cache/lagwatch"));
+    let path = PathBuf::from(cache).join("tansu-0.6.0/bin/tansu");
+    assert!(
+        path.exists(),
+        "the Tansu test broker is not installed at {}: run .ci/setup (or .ci/install-tansu) first",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Random-enough unique names per test, so tests sharing a broker never collide.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+pub struct Broker {
+    pub port: u16,
+    pub engine: Engine,
+    child: Option<Child>,
+    dir: PathBuf,
+}
+
+impl Broker {
+    pub fn start(engine: Engine) -> Broker {
+        Broker::start_on(engine, free_port(), None)
+    }
+
+    /// Starts (or restarts) a broker on `port`; a sqlite broker reuses `dir`'s database.
+    pub fn start_on(engine: Engine, port: u16, dir: Option<PathBuf>) -> Broker {
+        let dir = dir.unwrap_or_else(|| {
+            let d = std::env::temp_dir().join(unique("lagwatch-tansu"));
+            std::fs::create_dir_all(&d).expect("temp dir");
+            d
+        });
+        let storage = match engine {
+            Engine::Memory => "memory://tansu/".to_string(),
+            Engine::Sqlite => format!(
+                "sqlite://{}/tansu.db?maintenance_interval=2s",
+                dir.display()
+            ),
+        };
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("broker.log"))
+            .expect("broker log");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut command = Command::new(tansu_binary());
+        // The broker dies with the test thread that started it, even if the test aborts.
+        #[cfg(target_os = "linux")]
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", &storage])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::from(log.try_clone().expect("log fd")))
+            .stderr(Stdio::from(log))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker {
+            port,
+            engine,
+            child: Some(child),
+            dir,
+        };
+        broker.wait_ready();
+        broker
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    fn wait_ready(&self) {
+        let consumer: BaseConsumer = self.client_config().create().expect("client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if consumer
+                .fetch_metadata(None, Duration::from_secs(1))
+                .is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "tansu did not answer on {} within 30s; log in {}",
+            self.bootstrap(),
+            self.dir.display()
+        );
+    }
+
+    /// Kills the broker process (an outage); `start_on` with the same port brings it back.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", self.bootstrap())
+            .set("allow.auto.create.topics", "false")
+            .set("log_level", "3");
+        c
+    }
+
+    /// Creates a topic with `partitions` partitions and explicit topic configs.
+    pub fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+        let admin: AdminClient<DefaultClientContext> =
+            self.client_config().create().expect("admin");
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            topic = topic.set(k, v);
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let results = rt
+            .block_on(admin.create_topics(
+                &[topic],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            ))
+            .expect("create_topics");
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+        }
+    }
+
+    /// A producer that sends every record in its own batch: Tansu's memory engine reports the
+    /// high watermark as the last batch's base offset + 1 (PRODUCT.md §10).
+    pub fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
+        self.client_config()
+            .set("linger.ms", "0")
+            .set("batch.num.messages", "1")
+            .set("enable.idempotence", "false")
+            .set("acks", "all")
+            .create()
+            .expect("producer")
+    }
+
+    /// Produces `count` records to one partition, one per batch, stamped `timestamp_ms` (None: now).
+    pub fn produce(&self, topic: &str, partition: i32, count: usize, timestamp_ms: Option<i64>) {
+        let producer = self.producer();
+        for i in 0..count {
+            let payload = format!("record-{i}");
+            loop {
+                let mut record = BaseRecord::<(), str>::to(topic)
+                    .partition(partition)
+                    .payload(&payload);
+                if let Some(ts) = timestamp_ms {
+                    record = record.timestamp(ts);
+                }
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, _)) => {
+                        assert!(
+                            matches!(
+                                e,
+                                rdkafka::error::KafkaError::MessageProduction(
+                                    rdkafka::types::RDKafkaErrorCode::QueueFull
+                                )
+                            ),
+                            "produce to {topic}/{partition}: {e}"
+                        );
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+            // One in flight at a time keeps every record in its own batch.
+            producer.flush(Duration::from_secs(10)).expect("flush");
+        }
+    }
+
+    /// Commits `offsets` ((topic, partition, offset)) for `group` without joining it (no members).
+    pub fn commit(&self, group: &str, offsets: &[(&str, i32, i64)]) {
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for (t, p, o) in offsets {
+            tpl.add_partition_offset(t, *p, Offset::Offset(*o))
+                .expect("tpl");
+        }
+        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Samples of an exposition, by series (`name{labels}` exactly as printed).
+#[derive(Debug, Clone, Default)]
+pub struct Exposition {
+    pub samples: BTreeMap<String, f64>,
+    pub text: String,
+}
+
+impl Exposition {
+    pub fn parse(text: &str) -> Exposition {
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            if let Some((series, value)) = line.rsplit_once(' ') {
+                if let Ok(v) = value.parse::<f64>() {
+                    samples.insert(series.to_string(), v);
+                }
+            }
+        }
+        Exposition {
+            samples,
+            text: text.to_string(),
+        }
+    }
+
+    /// The value of the series named `name` whose labels include every `labels` pair.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let matching: Vec<f64> = self
+            .samples
+            .iter()
+            .filter(|(series, _)| {
+                let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        match matching.as_slice() {
+            [v] => Some(*v),
+            [] => None,
+            many => panic!("{name}{labels:?} matches {} series", many.len()),
+        }
+    }
+
+    /// Sum of every series named `name` whose labels include `labels`.
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(series, _)| {
+                let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| *v)
+            .sum()
+    }
+}
+
+/// lagwatch running in-process on a free port, stopped on drop.
+pub struct Lagwatch {
+    pub addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Lagwatch {
+    pub fn start(config_yaml: &str) -> Lagwatch {
+        let config = lagwatch::config::Config::from_yaml(config_yaml)
+            .unwrap_or_else(|e| panic!("test config: {e}\n{config_yaml}"));
+        let listener = StdListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                lagwatch::app::run(config, listener, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+                .expect("lagwatch runs");
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        });
+        Lagwatch {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.addr, path)
+    }
+
+    pub fn metrics(&self) -> Exposition {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        Exposition::parse(&body)
+    }
+
+    /// Polls `/metrics` until `check` accepts it or `timeout` passes; returns the last exposition.
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Exposition) -> bool,
+    ) -> Exposition {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.metrics();
+            if check(&m) {
+                return m;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}; last exposition:\n{}",
+                    m.text
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Lagwatch {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET, enough for the exporter's endpoints.
+pub fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,231 @@
+//! Golden-file test of the whole `/metrics` exposition: a fixed input (two clusters, one of them
+//! down, fixed timestamps) is rendered and diffed against `tests/golden/exposition.txt` (Prometheus
+//! text 0.0.4) and `tests/golden/exposition.om.txt` (OpenMetrics). The text output must also pass
+//! `promtool check metrics` without a word.
+//!
+//! After an intended change: `LAGWATCH_UPDATE_GOLDEN=1 cargo test --test golden`, then review the
+//! diff of the golden files like code.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use lagwatch::config::Granularity;
+use lagwatch::metrics::{self, ClusterMetrics, RenderSettings, Stage};
+use lagwatch::model::{
+    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
+    TopicSnapshot,
+};
+
+fn partitions(offsets: &[(i64, i64)]) -> Vec<PartitionOffsets> {
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(i, &(earliest, latest))| PartitionOffsets {
+            partition: i as i32,
+            earliest,
+            latest,
+        })
+        .collect()
+}
+
+fn commits(topic: &str, offsets: &[(i32, i64)]) -> Vec<CommittedOffset> {
+    offsets
+        .iter()
+        .map(|&(partition, offset)| CommittedOffset {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+        })
+        .collect()
+}
+
+/// Cluster `prod`: three topics, three groups (one whose id needs escaping, one that could not
+/// be described), polled successfully. Cluster `staging`: never polled successfully.
+fn input() -> Vec<ClusterMetrics> {
+    let snapshot = Snapshot {
+        taken_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        topics: vec![
+            TopicSnapshot {
+                name: Arc::from("audit"),
+                partitions: partitions(&[(0, 0)]),
+                config: TopicConfig {
+                    retention_ms: Some(-1),
+                    retention_bytes: Some(-1),
+                    cleanup_policy: Some("compact".into()),
+                },
+            },
+            TopicSnapshot {
+                name: Arc::from("orders"),
+                partitions: partitions(&[(100, 1_500), (0, 2_000), (250, 250)]),
+                config: TopicConfig {
+                    retention_ms: Some(604_800_000),
+                    retention_bytes: Some(1_073_741_824),
+                    cleanup_policy: Some("delete".into()),
+                },
+            },
+            TopicSnapshot {
+                name: Arc::from("payments"),
+                partitions: partitions(&[(40, 90), (0, 12)]),
+                config: TopicConfig {
+                    retention_ms: Some(90_000),
+                    retention_bytes: None,
+                    cleanup_policy: Some("delete".into()),
+                },
+            },
+        ],
+        groups: vec![
+            GroupSnapshot {
+                id: "billing".into(),
+                state: GroupState::Stable,
+                members: Some(3),
+                offsets: [
+                    commits("orders", &[(0, 1_400), (1, 1_990), (2, 250)]),
+                    commits("payments", &[(0, 10), (1, 12)]),
+                ]
+                .concat(),
+            },
+            GroupSnapshot {
+                id: "legacy \"nightly\" C:\\jobs".into(),
+                state: GroupState::Unknown,
+                members: None,
+                offsets: commits("orders", &[(1, 0)]),
+            },
+            GroupSnapshot {
+                id: "reporting".into(),
+                state: GroupState::Empty,
+                members: Some(0),
+                offsets: [commits("gone", &[(0, 7)]), commits("orders", &[(0, 1_500)])].concat(),
+            },
+        ],
+    };
+
+    let mut prod = ClusterMetrics::new("prod");
+    prod.report = Some(Arc::new(model::report(&snapshot)));
+    prod.up = true;
+    prod.last_success = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_004_250));
+    for seconds in [0.08, 0.3, 1.75] {
+        prod.poll_duration.observe(seconds);
+    }
+    prod.errors = BTreeMap::from([(Stage::DescribeGroups, 2)]);
+    prod.requests = BTreeMap::from([
+        ("1".to_owned(), 120),
+        ("2".to_owned(), 95),
+        ("bootstrap".to_owned(), 3),
+    ]);
+    prod.timestamp_reads_pending = 5;
+
+    let mut staging = ClusterMetrics::new("staging");
+    staging.poll_duration.observe(30.0);
+    staging.errors = BTreeMap::from([(Stage::Metadata, 4)]);
+    staging.requests = BTreeMap::from([("bootstrap".to_owned(), 4)]);
+
+    vec![prod, staging]
+}
+
+fn settings() -> RenderSettings {
+    RenderSettings {
+        granularity: Granularity::Partition,
+        max_series: 100_000,
+        version: "1.2.3",
+        revision: "0123abcd".into(),
+        compat_kafka_lag_exporter: false,
+        shard_zero: true,
+    }
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Compares `actual` with the golden file, or rewrites the file under `LAGWATCH_UPDATE_GOLDEN=1`.
+fn check_golden(name: &str, actual: &[u8]) {
+    let path = golden_path(name);
+    let actual = std::str::from_utf8(actual).expect("exposition is UTF-8");
+    if std::env::var_os("LAGWATCH_UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&path, actual).expect("write golden file");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; create it with LAGWATCH_UPDATE_GOLDEN=1 cargo test --test golden",
+            path.display()
+        )
+    });
+    if expected == actual {
+        return;
+    }
+    let (exp, act): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let first = exp
+        .iter()
+        .zip(&act)
+        .position(|(e, a)| e != a)
+        .unwrap_or(exp.len().min(act.len()));
+    let show = |lines: &[&str]| {
+        lines
+            .iter()
+            .enumerate()
+            .skip(first.saturating_sub(2))
+            .take(6)
+            .map(|(i, l)| format!("{:>5} {l}\n", i + 1))
+            .collect::<String>()
+    };
+    panic!(
+        "{} differs from the render ({} vs {} lines), first at line {}:\n--- expected\n{}+++ actual\n{}\
+         If the change is intended: LAGWATCH_UPDATE_GOLDEN=1 cargo test --test golden",
+        path.display(),
+        exp.len(),
+        act.len(),
+        first + 1,
+        show(&exp),
+        show(&act),
+    );
+}
+
+/// `promtool check metrics` on the text format must print nothing and succeed.
+fn promtool_check(text: &[u8]) {
+    let mut child = match Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("promtool is not on PATH: run .ci/setup (CI installs it)")
+        }
+        Err(e) => panic!("cannot run promtool: {e}"),
+    };
+    {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        stdin.write_all(text).expect("write to promtool");
+    }
+    let out = child.wait_with_output().expect("promtool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.is_empty(),
+        "promtool check metrics ({}):\n{said}",
+        out.status
+    );
+}
+
+#[test]
+fn exposition_matches_golden_files_and_passes_promtool() {
+    let rendered = metrics::render(&input(), &settings());
+    check_golden("exposition.txt", &rendered.text);
+    check_golden("exposition.om.txt", &rendered.openmetrics);
+    promtool_check(&rendered.text);
+    // prod: topic-wide 12 + group 11 (always), group-topic 4, partition offsets 12 + group
+    // partitions 14; staging has no report.
+    assert_eq!((rendered.series, rendered.dropped), (53, 0));
+}

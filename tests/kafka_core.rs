@@ -1,0 +1,366 @@
+//! Collection against a real broker (Tansu): offsets, lag, groups, request counts, outages.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{unique, Broker, Engine, Exposition, Lagwatch};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config(broker: &Broker, topics: &str, groups: &str, granularity: &str) -> String {
+    format!(
+        r#"
+listen: "127.0.0.1:0"
+poll_interval: 1s
+granularity: {granularity}
+clusters:
+  - name: test
+    bootstrap_servers: "{}"
+    groups: {{ include: ["{groups}"] }}
+    topics: {{ include: ["{topics}"] }}
+"#,
+        broker.bootstrap()
+    )
+}
+
+#[test]
+fn offsets_and_lag_match_ground_truth_for_a_group_without_members() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("orders");
+    let group = unique("billing");
+    broker.create_topic(
+        &topic,
+        3,
+        &[("retention.ms", "3600000"), ("cleanup.policy", "delete")],
+    );
+    for (partition, count) in [(0, 10), (1, 20), (2, 30)] {
+        broker.produce(&topic, partition, count, None);
+    }
+    broker.commit(&group, &[(&topic, 0, 4), (&topic, 1, 20), (&topic, 2, 10)]);
+
+    let lw = Lagwatch::start(&config(
+        &broker,
+        &format!("^{topic}$"),
+        &format!("^{group}$"),
+        "partition",
+    ));
+    let t = topic.as_str();
+    let g = group.as_str();
+    let m = lw.wait_for(WAIT, "group lag", |m| {
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)])
+            .is_some()
+    });
+    assert_eq!(
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_partition_latest_offset",
+            &[("topic", t), ("partition", "2")]
+        ),
+        Some(30.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_partition_earliest_offset",
+            &[("topic", t), ("partition", "2")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("kafka_topic_partitions", &[("topic", t)]),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value("kafka_topic_latest_offsets", &[("topic", t)]),
+        Some(60.0)
+    );
+    assert_eq!(
+        m.value("kafka_topic_retention_seconds", &[("topic", t)]),
+        Some(3600.0)
+    );
+    let partition_lag = |p: &str| {
+        m.value(
+            "kafka_consumergroup_partition_lag_messages",
+            &[("group", g), ("topic", t), ("partition", p)],
+        )
+    };
+    assert_eq!(partition_lag("0"), Some(6.0));
+    assert_eq!(partition_lag("1"), Some(0.0));
+    assert_eq!(partition_lag("2"), Some(20.0));
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_partition_committed_offset",
+            &[("group", g), ("topic", t), ("partition", "0")]
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_topic_lag_messages",
+            &[("group", g), ("topic", t)]
+        ),
+        Some(26.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)]),
+        Some(26.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_members", &[("group", g)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_uncommitted_partitions",
+            &[("group", g)]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_state", &[("group", g)]),
+        Some(1.0)
+    );
+
+    // The scrape is served from the buffer rendered after the poll: readiness and health hold.
+    assert_eq!(lw.get("/healthz").0, 200);
+    assert_eq!(lw.get("/readyz").0, 200);
+}
+
+#[test]
+fn uncommitted_partitions_are_counted_not_reported_as_lag() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("events");
+    let group = unique("partial");
+    broker.create_topic(&topic, 4, &[]);
+    broker.produce(&topic, 0, 5, None);
+    broker.produce(&topic, 3, 7, None);
+    broker.commit(&group, &[(&topic, 0, 2)]);
+
+    let lw = Lagwatch::start(&config(
+        &broker,
+        &format!("^{topic}$"),
+        &format!("^{group}$"),
+        "partition",
+    ));
+    let (t, g) = (topic.as_str(), group.as_str());
+    let m = lw.wait_for(WAIT, "group lag", |m| {
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)])
+            .is_some()
+    });
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_uncommitted_partitions",
+            &[("group", g)]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)]),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_partition_lag_messages",
+            &[("group", g), ("topic", t), ("partition", "3")]
+        ),
+        None,
+        "a partition without a commit has no lag series"
+    );
+    // Topics without retention.ms set report none: lagwatch does not guess a default.
+    assert_eq!(
+        m.value("kafka_topic_retention_seconds", &[("topic", t)]),
+        None
+    );
+}
+
+#[test]
+fn a_group_with_live_members_shows_them_and_its_state() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("live");
+    let group = unique("workers");
+    broker.create_topic(&topic, 2, &[]);
+    broker.produce(&topic, 0, 3, None);
+
+    let consumer: BaseConsumer = broker
+        .client_config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "30000")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut committed = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
+                    if !committed {
+                        committed = consumer.commit_consumer_state(CommitMode::Sync).is_ok();
+                    }
+                }
+            }
+        })
+    };
+
+    let lw = Lagwatch::start(&config(
+        &broker,
+        &format!("^{topic}$"),
+        &format!("^{group}$"),
+        "topic",
+    ));
+    let g = group.as_str();
+    let m = lw.wait_for(WAIT, "one stable member", |m| {
+        m.value("kafka_consumergroup_members", &[("group", g)]) == Some(1.0)
+            && m.value(
+                "kafka_consumergroup_state",
+                &[("group", g), ("state", "stable")],
+            ) == Some(1.0)
+    });
+    assert_eq!(
+        m.sum("kafka_consumergroup_state", &[("group", g)]),
+        1.0,
+        "one state series per group"
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    poller.join().expect("poller");
+}
+
+/// Requests per poll, measured over several polls from `lagwatch_kafka_requests_total`.
+fn requests_per_poll(lw: &Lagwatch) -> f64 {
+    let count = |m: &Exposition| {
+        (
+            m.sum("lagwatch_kafka_requests_total", &[("cluster", "test")]),
+            m.value(
+                "lagwatch_poll_duration_seconds_count",
+                &[("cluster", "test")],
+            )
+            .unwrap_or(0.0),
+        )
+    };
+    // Let the connections settle (bootstrap, first metadata, coordinator lookups).
+    let warm = lw.wait_for(WAIT, "five polls", |m| count(m).1 >= 5.0);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (r0, p0) = count(&lw.metrics());
+    let _ = warm;
+    std::thread::sleep(Duration::from_secs(8));
+    let (r1, p1) = count(&lw.metrics());
+    assert!(p1 > p0, "polls went on");
+    (r1 - r0) / (p1 - p0)
+}
+
+#[test]
+fn requests_per_poll_do_not_grow_with_partitions() {
+    let broker = Broker::start(Engine::Memory);
+    let small = unique("small");
+    let large = unique("large");
+    let group = unique("reader");
+    // Tansu has no CreatePartitions: compare two topics instead of growing one.
+    broker.create_topic(&small, 1, &[]);
+    broker.create_topic(&large, 200, &[]);
+    broker.produce(&small, 0, 1, None);
+    broker.produce(&large, 0, 1, None);
+    broker.commit(&group, &[(&small, 0, 1)]);
+    broker.commit(&group, &[(&large, 0, 1), (&large, 199, 0)]);
+
+    let per_poll_small = {
+        let lw = Lagwatch::start(&config(
+            &broker,
+            &format!("^{small}$"),
+            &format!("^{group}$"),
+            "partition",
+        ));
+        requests_per_poll(&lw)
+    };
+    let per_poll_large = {
+        let lw = Lagwatch::start(&config(
+            &broker,
+            &format!("^{large}$"),
+            &format!("^{group}$"),
+            "partition",
+        ));
+        lw.wait_for(WAIT, "200 partitions", |m| {
+            m.value("kafka_topic_partitions", &[("topic", large.as_str())]) == Some(200.0)
+        });
+        requests_per_poll(&lw)
+    };
+    eprintln!(
+        "requests per poll: 1 partition {per_poll_small:.2}, 200 partitions {per_poll_large:.2}"
+    );
+    assert!(
+        per_poll_small > 0.0,
+        "requests are counted from librdkafka statistics"
+    );
+    // Metadata, 2 ListOffsets, 2 ListGroups, DescribeGroups, OffsetFetch, and now and then a
+    // FindCoordinator or metadata refresh: a handful, the same for 1 or 200 partitions.
+    assert!(per_poll_large < 15.0, "{per_poll_large}");
+    assert!(
+        (per_poll_large - per_poll_small).abs() <= 2.0,
+        "1 partition: {per_poll_small}, 200 partitions: {per_poll_large}"
+    );
+}
+
+#[test]
+fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
+    let mut broker = Broker::start(Engine::Memory);
+    let port = broker.port;
+    let topic = unique("outage");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 2, None);
+
+    let lw = Lagwatch::start(&config(&broker, ".*", ".*", "topic"));
+    lw.wait_for(WAIT, "up", |m| {
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
+    });
+
+    broker.kill();
+    let m = lw.wait_for(WAIT, "up 0 and a metadata error", |m| {
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(0.0)
+            && m.value(
+                "lagwatch_poll_errors_total",
+                &[("cluster", "test"), ("stage", "metadata")],
+            )
+            .unwrap_or(0.0)
+                + m.value(
+                    "lagwatch_poll_errors_total",
+                    &[("cluster", "test"), ("stage", "list_offsets")],
+                )
+                .unwrap_or(0.0)
+                >= 1.0
+    });
+    assert!(m
+        .value(
+            "lagwatch_last_poll_success_timestamp_seconds",
+            &[("cluster", "test")]
+        )
+        .is_some());
+    assert_eq!(lw.get("/healthz").0, 200);
+    assert_eq!(
+        lw.get("/readyz").0,
+        200,
+        "a Kafka outage does not make the exporter unready"
+    );
+    // After 3 poll intervals without success, the cluster's Kafka series are dropped.
+    let m = lw.wait_for(WAIT, "stale series dropped", |m| {
+        m.value("kafka_topic_partitions", &[("topic", topic.as_str())])
+            .is_none()
+    });
+    assert_eq!(
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]),
+        Some(0.0)
+    );
+
+    let broker = Broker::start_on(Engine::Memory, port, None);
+    let recovered = unique("after");
+    broker.create_topic(&recovered, 1, &[]);
+    lw.wait_for(WAIT, "recovery", |m| {
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
+            && m.value("kafka_topic_partitions", &[("topic", recovered.as_str())]) == Some(1.0)
+    });
+}

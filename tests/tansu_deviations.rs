@@ -1,0 +1,91 @@
+//! Tansu's deviations from Apache Kafka (PRODUCT.md §10) that the test data works around. Each
+//! test shows its workaround is still needed: when one fails, Tansu fixed the deviation and the
+//! workaround (and this test) can go.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{unique, Broker, Engine};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+/// Workaround: tests and the workload produce one record per batch.
+#[test]
+fn memory_engine_high_watermark_counts_batches_not_records() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("batched");
+    broker.create_topic(&topic, 1, &[]);
+    let producer: ThreadedProducer<DefaultProducerContext> = broker
+        .client_config()
+        .set("linger.ms", "500")
+        .set("batch.num.messages", "10000")
+        .set("enable.idempotence", "false")
+        .create()
+        .expect("producer");
+    for i in 0..300 {
+        let payload = format!("r{i}");
+        producer
+            .send(
+                BaseRecord::<(), str>::to(&topic)
+                    .partition(0)
+                    .payload(&payload),
+            )
+            .expect("enqueue");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+    let consumer: BaseConsumer = broker.client_config().create().expect("consumer");
+    let (_, high) = consumer
+        .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert!(high < 300, "Tansu now reports the true high watermark ({high}): one-record batches are no longer needed");
+
+    // The workaround gives the true value.
+    let single = unique("single");
+    broker.create_topic(&single, 1, &[]);
+    broker.produce(&single, 0, 30, None);
+    let (_, high) = consumer
+        .fetch_watermarks(&single, 0, Duration::from_secs(10))
+        .expect("watermarks");
+    assert_eq!(high, 30);
+}
+
+/// Workaround: tests set `retention.ms` and `cleanup.policy` explicitly at topic creation, and
+/// lagwatch treats an absent `retention.ms` as unknown.
+#[test]
+fn describe_configs_returns_only_keys_set_at_creation() {
+    let broker = Broker::start(Engine::Memory);
+    let bare = unique("bare");
+    let explicit = unique("explicit");
+    broker.create_topic(&bare, 1, &[]);
+    broker.create_topic(
+        &explicit,
+        1,
+        &[("retention.ms", "60000"), ("cleanup.policy", "delete")],
+    );
+    let consumer: BaseConsumer = broker.client_config().create().expect("consumer");
+    let keys = ["retention.ms", "retention.bytes", "cleanup.policy"];
+    let (described, errors) = lagwatch::kafka::admin_sys::describe_topic_configs(
+        consumer.client(),
+        &[bare.clone(), explicit.clone()],
+        &keys,
+        Duration::from_secs(10),
+    )
+    .expect("DescribeConfigs");
+    assert!(errors.is_empty(), "{errors:?}");
+    let entries = |t: &str| {
+        described
+            .iter()
+            .find(|d| d.topic == t)
+            .map(|d| d.entries.clone())
+            .unwrap_or_else(|| panic!("{t} described"))
+    };
+    assert!(
+        entries(&bare).iter().all(|(k, _)| k != "retention.ms"),
+        "Tansu now reports default retention.ms: {:?}",
+        entries(&bare)
+    );
+    let explicit_entries = entries(&explicit);
+    assert!(explicit_entries.contains(&("retention.ms".to_string(), "60000".to_string())));
+    assert!(explicit_entries.contains(&("cleanup.policy".to_string(), "delete".to_string())));
+}
