@@ -125,6 +125,11 @@ fn offsets_and_lag_match_ground_truth_for_a_group_without_members() {
         Some(1.0)
     );
 
+    assert_eq!(
+        common::promtool_check(&m.text),
+        "",
+        "promtool check metrics on the live exposition"
+    );
     // The scrape is served from the buffer rendered after the poll: readiness and health hold.
     assert_eq!(lw.get("/healthz").0, 200);
     assert_eq!(lw.get("/readyz").0, 200);

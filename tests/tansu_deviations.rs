@@ -89,3 +89,55 @@ fn describe_configs_returns_only_keys_set_at_creation() {
     assert!(explicit_entries.contains(&("retention.ms".to_string(), "60000".to_string())));
     assert!(explicit_entries.contains(&("cleanup.policy".to_string(), "delete".to_string())));
 }
+
+/// Workaround: group state comes from the classic DescribeGroups (what `rd_kafka_list_groups`
+/// sends), because Tansu's ListGroups reports every group's state as unknown.
+#[test]
+fn list_groups_reports_unknown_state_for_a_group_describe_groups_sees_stable() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("state");
+    let group = unique("members");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 1, None);
+    let member: BaseConsumer = broker
+        .client_config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    member.subscribe(&[&topic]).expect("subscribe");
+    let admin: BaseConsumer = broker.client_config().create().expect("client");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let described = loop {
+        let _ = member.poll(Duration::from_millis(200));
+        let _ = member.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        let list = admin
+            .fetch_group_list(Some(&group), Duration::from_secs(5))
+            .expect("DescribeGroups");
+        if let Some(g) = list
+            .groups()
+            .iter()
+            .find(|g| g.name() == group && g.state() == "Stable")
+        {
+            break g.state().to_string();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group never became stable"
+        );
+    };
+    assert_eq!(described, "Stable");
+    let listed =
+        lagwatch::kafka::admin_sys::list_consumer_groups(admin.client(), Duration::from_secs(10))
+            .expect("ListConsumerGroups");
+    let entry = listed
+        .groups
+        .iter()
+        .find(|g| g.group_id == group)
+        .unwrap_or_else(|| panic!("{group} listed: {listed:?}"));
+    assert_eq!(
+        entry.state, "Unknown",
+        "Tansu's ListGroups now reports state: describing could be skipped"
+    );
+}

@@ -1,5 +1,6 @@
 //! The pure model: a cluster snapshot in, lag figures out. No I/O, no clocks: time is a parameter.
 
+pub mod analytics;
 pub mod lag;
 pub mod snapshot;
 

@@ -1,0 +1,284 @@
+//! Record timestamps the model cannot interpolate: what to read (bounded per poll, round-robin so
+//! no partition starves), and the cache of exact reads (PRODUCT.md §3, record timestamps).
+//!
+//! Memory: a cache entry is a [`TimestampRead`] key (32 bytes) and a 16-byte value in a
+//! `HashMap` (one control byte, load factor ≤ 7/8): about 56 bytes, so 5.6 MB at 100,000
+//! entries. After each poll only the entries that poll used are kept, up to the bound.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::history::HeadHistory;
+use crate::model::snapshot::PartitionOffsets;
+
+/// A record whose timestamp the model needs. `kafka/` reads the first record at or after
+/// `offset` (transaction markers and compaction gaps are skipped, as a consumer would) and
+/// hands back its timestamp.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimestampRead {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The reads of one poll's second phase.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadPlan {
+    /// Distinct reads, at most `max_reads_per_poll`.
+    pub reads: Vec<TimestampRead>,
+    /// Distinct reads needed but left for later polls (`lagwatch_timestamp_reads_pending`).
+    pub pending: usize,
+}
+
+/// When the oldest record a group can still read was appended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OldestUnread {
+    /// Nothing to read (`max(C, L) ≥ H`): time lag 0.
+    CaughtUp,
+    /// Milliseconds since the epoch, interpolated or read exactly.
+    AppendedMs(f64),
+    /// Before the kept history and not cached: this read would tell.
+    Unknown(TimestampRead),
+}
+
+/// Finds T(max(C, L)): `C < L` means the oldest readable record is at L (PRODUCT.md §4).
+/// Interpolation first; the exact-read cache (looked up by `cached`) only before the history.
+pub fn oldest_unread(
+    topic: &Arc<str>,
+    offsets: PartitionOffsets,
+    committed: i64,
+    history: Option<&HeadHistory>,
+    cached: impl FnOnce(&TimestampRead) -> Option<i64>,
+) -> OldestUnread {
+    let offset = committed.max(offsets.earliest);
+    if offset >= offsets.latest {
+        return OldestUnread::CaughtUp;
+    }
+    if let Some(ms) = history.and_then(|h| h.head_passed_ms(offset)) {
+        return OldestUnread::AppendedMs(ms);
+    }
+    let read = TimestampRead {
+        topic: topic.clone(),
+        partition: offsets.partition,
+        offset,
+    };
+    match cached(&read) {
+        Some(ms) => OldestUnread::AppendedMs(ms as f64),
+        None => OldestUnread::Unknown(read),
+    }
+}
+
+/// Picks at most `max` distinct reads out of `needed`, starting after the last read of the
+/// previous plan (`resume_after`, updated) and wrapping, so a backlog larger than the budget is
+/// worked through instead of the same first `max` being read every poll.
+pub fn plan(
+    mut needed: Vec<TimestampRead>,
+    max: usize,
+    resume_after: &mut Option<TimestampRead>,
+) -> ReadPlan {
+    needed.sort_unstable();
+    needed.dedup();
+    let total = needed.len();
+    if total <= max {
+        return ReadPlan {
+            reads: needed,
+            pending: 0,
+        };
+    }
+    let start = resume_after
+        .as_ref()
+        .map_or(0, |last| needed.partition_point(|r| r <= last));
+    needed.rotate_left(start);
+    needed.truncate(max);
+    *resume_after = needed.last().cloned();
+    ReadPlan {
+        pending: total - needed.len(),
+        reads: needed,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cached {
+    timestamp_ms: i64,
+    /// The poll that last looked this entry up (0 = not yet).
+    used_in_poll: u64,
+}
+
+/// Exact record timestamps by (topic, partition, offset).
+#[derive(Debug, Clone, Default)]
+pub struct TimestampCache {
+    entries: HashMap<TimestampRead, Cached>,
+}
+
+impl TimestampCache {
+    pub fn insert(&mut self, read: TimestampRead, timestamp_ms: i64) {
+        self.entries.insert(
+            read,
+            Cached {
+                timestamp_ms,
+                used_in_poll: 0,
+            },
+        );
+    }
+
+    /// Looks up without marking the entry as used (planning).
+    pub fn peek(&self, read: &TimestampRead) -> Option<i64> {
+        self.entries.get(read).map(|c| c.timestamp_ms)
+    }
+
+    /// Looks up and marks the entry as used by `poll`.
+    pub fn take(&mut self, read: &TimestampRead, poll: u64) -> Option<i64> {
+        let entry = self.entries.get_mut(read)?;
+        entry.used_in_poll = poll;
+        Some(entry.timestamp_ms)
+    }
+
+    /// Keeps the entries `poll` used, at most `bound` of them. An entry no group sat on this poll
+    /// is useless: a commit that moves lands either inside the history or on another offset.
+    pub fn sweep(&mut self, poll: u64, bound: usize) {
+        let mut kept = 0usize;
+        self.entries.retain(|_, c| {
+            let keep = c.used_in_poll == poll && kept < bound;
+            kept += usize::from(keep);
+            keep
+        });
+    }
+
+    /// Drops a partition's entries: its offsets now name other records.
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) {
+        self.entries
+            .retain(|k, _| !(k.partition == partition && k.topic.as_ref() == topic));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::analytics::history::HeadSample;
+
+    fn read(topic: &str, partition: i32, offset: i64) -> TimestampRead {
+        TimestampRead {
+            topic: Arc::from(topic),
+            partition,
+            offset,
+        }
+    }
+
+    #[test]
+    fn oldest_unread_table() {
+        let topic: Arc<str> = Arc::from("orders");
+        let mut h = HeadHistory::default();
+        h.record(
+            HeadSample {
+                head: 100,
+                observed_ms: 10_000,
+            },
+            64,
+        );
+        h.record(
+            HeadSample {
+                head: 200,
+                observed_ms: 20_000,
+            },
+            64,
+        );
+        let po = |earliest, latest| PartitionOffsets {
+            partition: 0,
+            earliest,
+            latest,
+        };
+        let cached_at_50 = |r: &TimestampRead| (r.offset == 50).then_some(5_000);
+        // (L, H, C, history?, expected, why)
+        #[rustfmt::skip]
+        let cases = [
+            (0, 200, 200, true, OldestUnread::CaughtUp, "1: C = H: nothing unread"),
+            (0, 200, 250, true, OldestUnread::CaughtUp, "2: C > H (truncated log): nothing unread"),
+            (0, 200, 150, true, OldestUnread::AppendedMs(15_000.0), "3: inside history: interpolated"),
+            (0, 200, 50, true, OldestUnread::AppendedMs(5_000.0), "4: before history, cached"),
+            (0, 200, 60, true, OldestUnread::Unknown(read("orders", 0, 60)), "5: before history, not cached: read C"),
+            (70, 200, 60, true, OldestUnread::Unknown(read("orders", 0, 70)), "6: C < L: read L, the oldest readable"),
+            (120, 200, 60, true, OldestUnread::AppendedMs(12_000.0), "7: C < L and L inside history"),
+            (200, 200, 60, true, OldestUnread::CaughtUp, "8: all deleted, none new: caught up"),
+            (0, 200, 150, false, OldestUnread::Unknown(read("orders", 0, 150)), "9: no history at all: read"),
+        ];
+        for (l, hw, c, with_history, want, why) in cases {
+            let got = oldest_unread(
+                &topic,
+                po(l, hw),
+                c,
+                with_history.then_some(&h),
+                cached_at_50,
+            );
+            assert_eq!(got, want, "{why}");
+        }
+    }
+
+    #[test]
+    fn plan_table() {
+        let needed = || {
+            vec![
+                read("b", 0, 5),
+                read("a", 1, 7),
+                read("a", 0, 3),
+                read("a", 1, 7),
+                read("a", 0, 9),
+            ]
+        };
+        // (budget, resume after, expected reads (topic, partition, offset), pending, why)
+        type Case<'a> = (
+            usize,
+            Option<TimestampRead>,
+            Vec<(&'a str, i32, i64)>,
+            usize,
+            &'a str,
+        );
+        #[rustfmt::skip]
+        let cases: [Case; 5] = [
+            (10, None, vec![("a", 0, 3), ("a", 0, 9), ("a", 1, 7), ("b", 0, 5)], 0, "1: all fit; the duplicate is read once"),
+            (2, None, vec![("a", 0, 3), ("a", 0, 9)], 2, "2: budget 2 of 4 distinct: 2 pending"),
+            (2, Some(read("a", 0, 9)), vec![("a", 1, 7), ("b", 0, 5)], 2, "3: next poll resumes after the last read"),
+            (3, Some(read("a", 1, 7)), vec![("b", 0, 5), ("a", 0, 3), ("a", 0, 9)], 1, "4: wraps around"),
+            (0, None, vec![], 4, "5: no budget: everything pending"),
+        ];
+        for (budget, resume, want, pending, why) in cases {
+            let mut resume = resume;
+            let got = plan(needed(), budget, &mut resume);
+            let want: Vec<TimestampRead> =
+                want.into_iter().map(|(t, p, o)| read(t, p, o)).collect();
+            assert_eq!(got.reads, want, "{why}");
+            assert_eq!(got.pending, pending, "{why}");
+        }
+    }
+
+    #[test]
+    fn cache_keeps_what_the_poll_used_up_to_the_bound() {
+        let mut cache = TimestampCache::default();
+        cache.insert(read("a", 0, 1), 100);
+        cache.insert(read("a", 0, 2), 200);
+        cache.insert(read("b", 0, 1), 300);
+        // Planning looks without marking.
+        assert_eq!(cache.peek(&read("a", 0, 1)), Some(100));
+        assert_eq!(cache.take(&read("a", 0, 1), 1), Some(100));
+        assert_eq!(cache.take(&read("b", 0, 1), 1), Some(300));
+        cache.sweep(1, 10);
+        // a/0@2 was not used by poll 1: dropped.
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.peek(&read("a", 0, 2)), None);
+        // Used by poll 2 but the bound is 1: one of the two stays.
+        cache.take(&read("a", 0, 1), 2);
+        cache.take(&read("b", 0, 1), 2);
+        cache.sweep(2, 1);
+        assert_eq!(cache.len(), 1);
+        cache.forget_partition("a", 0);
+        cache.forget_partition("b", 0);
+        assert!(cache.is_empty());
+    }
+}
