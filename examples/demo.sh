@@ -19,13 +19,13 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-start_broker() { # port storage-url
-  "$tansu" broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
-    --storage-engine "$2" >"$work/tansu-$1.log" 2>&1 &
+start_broker() { # port storage-url (Tansu resolves sqlite paths against its working directory)
+  (cd "$work" && exec "$tansu" broker --listener-url "tcp://127.0.0.1:$1" --advertised-listener-url "tcp://127.0.0.1:$1" \
+    --storage-engine "$2" >"$work/tansu-$1.log" 2>&1) &
   pids+=($!)
 }
 start_broker 19092 "memory://tansu/"
-start_broker 19093 "sqlite://$work/tansu.db?maintenance_interval=5s"
+start_broker 19093 "sqlite://tansu.db?maintenance_interval=5s"
 for port in 19092 19093; do
   for _ in $(seq 1 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

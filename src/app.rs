@@ -14,8 +14,9 @@ use tokio::sync::watch;
 
 use crate::config::{Compat, Config};
 use crate::http::{self, Exposition};
-use crate::kafka::{ClusterCollector, CollectorSettings};
+use crate::kafka::{ClusterCollector, CollectorSettings, PollOutcome};
 use crate::metrics::{self, ClusterMetrics, RenderSettings};
+use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::{self, Report};
 
 /// The last good report is served until it is this many poll intervals old.
@@ -109,6 +110,7 @@ pub async fn run(
         loops.push(tokio::spawn(poll_loop(
             index,
             collector_settings,
+            analytics_settings(&config),
             shared.clone(),
             stop_rx.clone(),
         )));
@@ -133,13 +135,101 @@ pub async fn run(
     }
 }
 
+/// The analytics thresholds and bounds of the configuration.
+pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
+    AnalyticsSettings {
+        history: config.time_lag.history,
+        max_reads_per_poll: config.time_lag.max_reads_per_poll,
+        window: config.status.window,
+        allowed_lag: config.status.allowed_lag,
+        stop_after: config.status.stop_after,
+        eviction_warning: config.status.eviction_warning,
+        ..AnalyticsSettings::default()
+    }
+}
+
+/// The result of one complete poll: collection, timestamp reads, model.
+pub struct PollResult {
+    pub outcome: PollOutcome,
+    /// `None` when the metadata or offsets stage failed.
+    pub report: Option<Report>,
+    pub events: Vec<Event>,
+    pub timestamp_reads_pending: usize,
+}
+
+/// One poll of one cluster, both phases: collect, read the record timestamps the model asks
+/// for, finish the model. Blocking.
+pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
+    let mut outcome = collector.poll();
+    let Some(snapshot) = outcome.snapshot.take() else {
+        return PollResult {
+            outcome,
+            report: None,
+            events: Vec::new(),
+            timestamp_reads_pending: 0,
+        };
+    };
+    let plan = analytics.plan_reads(&snapshot);
+    let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
+    let result = analytics.finish(&snapshot, &reads, SystemTime::now());
+    let mut report = model::report(&snapshot);
+    report.apply_analytics(&result);
+    outcome.snapshot = Some(snapshot);
+    PollResult {
+        outcome,
+        report: Some(report),
+        events: result.events,
+        timestamp_reads_pending: result.timestamp_reads_pending,
+    }
+}
+
+fn log_event(cluster: &str, event: &Event) {
+    match event {
+        Event::MessagesEvicted {
+            group,
+            topic,
+            partition,
+            committed,
+            low_watermark,
+            evicted,
+        } => tracing::warn!(
+            cluster,
+            group = group.as_str(),
+            topic = topic.as_ref(),
+            partition,
+            committed,
+            low_watermark,
+            evicted,
+            "retention deleted messages the group had not read"
+        ),
+        Event::Rewind {
+            group,
+            topic,
+            partition,
+            from,
+            to,
+        } => tracing::warn!(
+            cluster,
+            group = group.as_str(),
+            topic = topic.as_ref(),
+            partition,
+            from,
+            to,
+            rewound = from - to,
+            "committed offset moved backwards"
+        ),
+    }
+}
+
 /// Polls one cluster every `poll_interval` until told to stop.
 async fn poll_loop(
     index: usize,
     settings: CollectorSettings,
+    analytics: AnalyticsSettings,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let mut analytics = ClusterAnalytics::new(analytics);
     let cluster = settings.cluster.name.clone();
     let interval = settings.cluster.poll_interval;
     let mut collector =
@@ -167,11 +257,10 @@ async fn poll_loop(
         }
         let started = Instant::now();
         let poll = tokio::task::spawn_blocking(move || {
-            let outcome = collector.poll();
-            let report = outcome.snapshot.as_ref().map(model::report);
-            (collector, outcome, report)
+            let result = poll_once(&mut collector, &mut analytics);
+            (collector, analytics, result)
         });
-        let (returned, outcome, report) = tokio::select! {
+        let (returned, returned_analytics, result) = tokio::select! {
             joined = poll => match joined {
                 Ok(r) => r,
                 Err(e) => {
@@ -182,7 +271,17 @@ async fn poll_loop(
             _ = stop.wait_for(|s| *s) => return,
         };
         collector = returned;
+        analytics = returned_analytics;
+        let PollResult {
+            outcome,
+            report,
+            events,
+            timestamp_reads_pending,
+        } = result;
         let elapsed = started.elapsed();
+        for event in &events {
+            log_event(&cluster, event);
+        }
         for e in &outcome.errors {
             tracing::warn!(
                 cluster = cluster.as_str(),
@@ -218,6 +317,7 @@ async fn poll_loop(
                 *c.errors.entry(e.stage).or_insert(0) += 1;
             }
             c.requests = requests;
+            c.timestamp_reads_pending = timestamp_reads_pending as u64;
         });
         if first {
             shared.exposition.first_poll_attempted();

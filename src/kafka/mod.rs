@@ -8,11 +8,12 @@
 //! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight.
 
 pub mod admin_sys;
+mod reader;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,6 +29,8 @@ use crate::model::{
     TopicSnapshot,
 };
 use admin_sys::GroupKind;
+pub use reader::TimestampReader;
+use stats::RequestCounter;
 pub use stats::StatsContext;
 
 /// Topics per ListOffsets call: brokers get slow on huge requests (PRODUCT.md §10, §11).
@@ -93,6 +96,10 @@ impl CollectorSettings {
 pub struct ClusterCollector {
     settings: CollectorSettings,
     consumer: Arc<BaseConsumer<StatsContext>>,
+    /// Requests of all of this cluster's handles.
+    requests: Arc<Mutex<RequestCounter>>,
+    /// Reads record timestamps; created on first use.
+    reader: Option<TimestampReader>,
     stop_stats: Arc<AtomicBool>,
     stats_thread: Option<JoinHandle<()>>,
     /// Topic configs by topic, and when and for which topic set they were read.
@@ -105,26 +112,10 @@ pub struct ClusterCollector {
 impl ClusterCollector {
     pub fn new(settings: CollectorSettings) -> Result<ClusterCollector, CollectError> {
         let cluster = &settings.cluster;
-        let mut config = ClientConfig::new();
-        for (key, value) in &cluster.kafka {
-            config.set(key, &value.value);
-        }
-        config
-            .set("bootstrap.servers", &cluster.bootstrap_servers)
-            .set("client.id", format!("lagwatch-{}", cluster.name))
-            .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
-            .set("enable.auto.commit", "false")
-            .set("allow.auto.create.topics", "false")
-            .set(
-                "isolation.level",
-                match cluster.isolation {
-                    Isolation::ReadUncommitted => "read_uncommitted",
-                    Isolation::ReadCommitted => "read_committed",
-                },
-            );
+        let requests = Arc::new(Mutex::new(RequestCounter::default()));
         // No group.id: the handle's main queue then stays its own, so polling it delivers statistics.
-        let consumer: BaseConsumer<StatsContext> = config
-            .create_with_context(StatsContext::new(&cluster.name))
+        let consumer: BaseConsumer<StatsContext> = client_config(cluster)
+            .create_with_context(StatsContext::new(&cluster.name, "admin", requests.clone()))
             .map_err(|source| CollectError::Client {
                 cluster: cluster.name.clone(),
                 source,
@@ -147,6 +138,8 @@ impl ClusterCollector {
         Ok(ClusterCollector {
             settings,
             consumer,
+            requests,
+            reader: None,
             stop_stats,
             stats_thread,
             configs: HashMap::new(),
@@ -161,7 +154,39 @@ impl ClusterCollector {
 
     /// Cumulative Kafka requests per broker label, from librdkafka statistics.
     pub fn requests(&self) -> BTreeMap<String, u64> {
-        self.consumer.context().requests()
+        match self.requests.lock() {
+            Ok(counter) => counter.totals(),
+            Err(poisoned) => poisoned.into_inner().totals(),
+        }
+    }
+
+    /// Second phase of a poll: the record timestamps (ms since the epoch) at the offsets the
+    /// model asked for. `None` for a record that could not be read in time.
+    pub fn read_timestamps(
+        &mut self,
+        reads: &[crate::model::analytics::TimestampRead],
+        errors: &mut Vec<StageError>,
+    ) -> Vec<(crate::model::analytics::TimestampRead, Option<i64>)> {
+        if reads.is_empty() {
+            return Vec::new();
+        }
+        if self.reader.is_none() {
+            match TimestampReader::new(&self.settings.cluster, self.requests.clone()) {
+                Ok(r) => self.reader = Some(r),
+                Err(e) => {
+                    errors.push(StageError {
+                        stage: Stage::ReadTimestamps,
+                        message: e.to_string(),
+                    });
+                    return reads.iter().map(|r| (r.clone(), None)).collect();
+                }
+            }
+        }
+        let timeout = self.settings.call_timeout();
+        match &self.reader {
+            Some(reader) => reader.read(reads, timeout, errors),
+            None => reads.iter().map(|r| (r.clone(), None)).collect(),
+        }
     }
 
     /// One poll: every stage runs; a failed stage is reported and the rest goes on with what it has.
@@ -524,6 +549,29 @@ impl Drop for ClusterCollector {
             let _ = t.join();
         }
     }
+}
+
+/// The librdkafka settings every handle of `cluster` shares: the user's properties, then the
+/// ones lagwatch owns.
+fn client_config(cluster: &ClusterConfig) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    for (key, value) in &cluster.kafka {
+        config.set(key, &value.value);
+    }
+    config
+        .set("bootstrap.servers", &cluster.bootstrap_servers)
+        .set("client.id", format!("lagwatch-{}", cluster.name))
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .set(
+            "isolation.level",
+            match cluster.isolation {
+                Isolation::ReadUncommitted => "read_uncommitted",
+                Isolation::ReadCommitted => "read_committed",
+            },
+        );
+    config
 }
 
 /// Parses the config entries lagwatch reads; unparsable numbers count as unknown.

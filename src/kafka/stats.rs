@@ -5,7 +5,7 @@
 //! deltas, so `lagwatch_kafka_requests_total` survives reconnects and handle re-creation.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
@@ -14,16 +14,23 @@ use rdkafka::Statistics;
 /// Cumulative requests per broker label: the node id, or `bootstrap` for bootstrap connections.
 #[derive(Debug, Default)]
 pub struct RequestCounter {
-    /// Last cumulative count seen per librdkafka broker name (`host:port/id`).
-    last: HashMap<String, u64>,
+    /// Last cumulative count seen per handle and librdkafka broker name (`host:port/id`).
+    last: HashMap<(&'static str, String), u64>,
     totals: BTreeMap<String, u64>,
 }
 
 impl RequestCounter {
-    /// Adds one statistics report: `(broker name, node id, cumulative requests)` per broker.
-    pub fn observe<'a>(&mut self, brokers: impl IntoIterator<Item = (&'a str, i32, u64)>) {
+    /// Adds one statistics report of `handle`: `(broker name, node id, cumulative requests)` per broker.
+    pub fn observe<'a>(
+        &mut self,
+        handle: &'static str,
+        brokers: impl IntoIterator<Item = (&'a str, i32, u64)>,
+    ) {
         for (name, node_id, cumulative) in brokers {
-            let previous = self.last.insert(name.to_string(), cumulative).unwrap_or(0);
+            let previous = self
+                .last
+                .insert((handle, name.to_string()), cumulative)
+                .unwrap_or(0);
             // A smaller count means librdkafka restarted its counters (new handle): count it whole.
             let delta = if cumulative >= previous {
                 cumulative - previous
@@ -44,18 +51,26 @@ impl RequestCounter {
     }
 }
 
-/// The librdkafka context of a cluster's handle: logs through `tracing`, counts requests.
+/// The librdkafka context of a cluster's handles: logs through `tracing`, counts requests into
+/// a counter shared by the cluster's handles.
 #[derive(Debug)]
 pub struct StatsContext {
     pub cluster: String,
-    requests: Mutex<RequestCounter>,
+    /// Which of the cluster's handles this is (`admin`, `reader`).
+    handle: &'static str,
+    requests: Arc<Mutex<RequestCounter>>,
 }
 
 impl StatsContext {
-    pub fn new(cluster: &str) -> StatsContext {
+    pub fn new(
+        cluster: &str,
+        handle: &'static str,
+        requests: Arc<Mutex<RequestCounter>>,
+    ) -> StatsContext {
         StatsContext {
             cluster: cluster.to_string(),
-            requests: Mutex::new(RequestCounter::default()),
+            handle,
+            requests,
         }
     }
 
@@ -81,7 +96,7 @@ impl ClientContext for StatsContext {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        counter.observe(brokers);
+        counter.observe(self.handle, brokers);
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -113,14 +128,22 @@ mod tests {
     #[test]
     fn deltas_accumulate_per_node_and_survive_counter_resets() {
         let mut c = RequestCounter::default();
-        c.observe([("h:9092/bootstrap", -1, 3)]);
-        c.observe([("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 10)]);
-        c.observe([("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 14)]);
-        // A new handle starts again from zero: its 2 requests are new, not -12.
-        c.observe([("h:9092/111", 111, 2)]);
+        c.observe("admin", [("h:9092/bootstrap", -1, 3)]);
+        c.observe(
+            "admin",
+            [("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 10)],
+        );
+        c.observe(
+            "admin",
+            [("h:9092/bootstrap", -1, 5), ("h:9092/111", 111, 14)],
+        );
+        // A second handle to the same broker counts on its own: 3 more requests.
+        c.observe("reader", [("h:9092/111", 111, 3)]);
+        // A re-created handle starts again from zero: its 2 requests are new, not -12.
+        c.observe("admin", [("h:9092/111", 111, 2)]);
         let totals = c.totals();
         assert_eq!(totals.get("bootstrap"), Some(&5));
-        assert_eq!(totals.get("111"), Some(&16));
+        assert_eq!(totals.get("111"), Some(&19));
         assert_eq!(totals.len(), 2);
     }
 }

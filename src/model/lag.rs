@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::analytics::{Analytics, GroupAnalytics, Status};
 use super::snapshot::{GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicSnapshot};
 
 /// What the model concluded about one cluster from one snapshot.
@@ -26,7 +27,9 @@ pub struct TopicReport {
     pub retention_bytes: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// A group's figures. The fields after `topics` come from the analytics
+/// ([`Report::apply_analytics`]); `None` until applied, or when unknown this poll.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroupReport {
     pub id: String,
     pub state: GroupState,
@@ -37,20 +40,103 @@ pub struct GroupReport {
     pub lag_messages: i64,
     /// Topics the group has committed offsets on, sorted by name.
     pub topics: Vec<GroupTopicReport>,
+    pub status: Option<Status>,
+    /// Max over the partitions whose time lag is known.
+    pub lag_seconds: Option<f64>,
+    /// Min over partitions.
+    pub eviction_seconds: Option<f64>,
+    /// Max over partitions.
+    pub retention_usage_ratio: Option<f64>,
+    /// Sum over partitions.
+    pub evicted_messages: Option<i64>,
+    /// Max over partitions.
+    pub commit_stall_seconds: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroupTopicReport {
     pub topic: Arc<str>,
     pub lag_messages: i64,
     pub partitions: Vec<GroupPartitionReport>,
+    pub lag_seconds: Option<f64>,
+    pub eviction_seconds: Option<f64>,
+    pub retention_usage_ratio: Option<f64>,
+    pub evicted_messages: Option<i64>,
+    pub commit_stall_seconds: Option<f64>,
+    /// Max − min time lag across the topic's partitions.
+    pub lag_skew_seconds: Option<f64>,
+    /// Counters since lagwatch started.
+    pub rewinds_total: Option<u64>,
+    pub rewound_messages_total: Option<u64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct GroupPartitionReport {
     pub partition: i32,
     pub committed_offset: i64,
     pub lag_messages: i64,
+    pub lag_seconds: Option<f64>,
+    pub eviction_seconds: Option<f64>,
+    pub retention_usage_ratio: Option<f64>,
+    pub evicted_messages: Option<i64>,
+    pub commit_stall_seconds: Option<f64>,
+}
+
+impl Report {
+    /// Adds the analytics of the same snapshot to the matching groups, topics and partitions.
+    pub fn apply_analytics(&mut self, analytics: &Analytics) {
+        for group in &mut self.groups {
+            let Ok(i) = analytics
+                .groups
+                .binary_search_by(|a| a.id.as_str().cmp(group.id.as_str()))
+            else {
+                continue;
+            };
+            group.apply(&analytics.groups[i]);
+        }
+    }
+}
+
+impl GroupReport {
+    fn apply(&mut self, a: &GroupAnalytics) {
+        self.status = Some(a.status);
+        self.lag_seconds = a.lag_seconds;
+        self.eviction_seconds = a.eviction_seconds;
+        self.retention_usage_ratio = a.retention_usage_ratio;
+        self.evicted_messages = Some(a.evicted_messages);
+        self.commit_stall_seconds = Some(a.commit_stall_seconds);
+        for topic in &mut self.topics {
+            let Ok(ti) = a
+                .topics
+                .binary_search_by(|t| t.topic.as_ref().cmp(topic.topic.as_ref()))
+            else {
+                continue;
+            };
+            let at = &a.topics[ti];
+            topic.lag_seconds = at.lag_seconds;
+            topic.eviction_seconds = at.eviction_seconds;
+            topic.retention_usage_ratio = at.retention_usage_ratio;
+            topic.evicted_messages = Some(at.evicted_messages);
+            topic.commit_stall_seconds = Some(at.commit_stall_seconds);
+            topic.lag_skew_seconds = at.lag_skew_seconds;
+            topic.rewinds_total = Some(at.rewinds_total);
+            topic.rewound_messages_total = Some(at.rewound_messages_total);
+            for p in &mut topic.partitions {
+                let Ok(pi) = at
+                    .partitions
+                    .binary_search_by_key(&p.partition, |ap| ap.partition)
+                else {
+                    continue;
+                };
+                let ap = &at.partitions[pi];
+                p.lag_seconds = ap.lag_seconds;
+                p.eviction_seconds = ap.eviction_seconds;
+                p.retention_usage_ratio = ap.retention_usage_ratio;
+                p.evicted_messages = Some(ap.evicted_messages);
+                p.commit_stall_seconds = Some(ap.commit_stall_seconds);
+            }
+        }
+    }
 }
 
 /// Messages the group can still read: `max(0, H − max(C, L))`. Records already deleted below the
@@ -110,6 +196,7 @@ fn group_report(group: &GroupSnapshot, topics: &[TopicSnapshot]) -> GroupReport 
                 partition: c.partition,
                 committed_offset: c.offset,
                 lag_messages: partition_lag(c.offset, topic.partitions[pi]),
+                ..Default::default()
             });
         }
         uncommitted += (topic.partitions.len() - partitions.len()) as u32;
@@ -120,6 +207,7 @@ fn group_report(group: &GroupSnapshot, topics: &[TopicSnapshot]) -> GroupReport 
             topic: topic.name.clone(),
             lag_messages: partitions.iter().map(|p| p.lag_messages).sum(),
             partitions,
+            ..Default::default()
         });
     }
     GroupReport {
@@ -129,6 +217,7 @@ fn group_report(group: &GroupSnapshot, topics: &[TopicSnapshot]) -> GroupReport 
         uncommitted_partitions: uncommitted,
         lag_messages: out_topics.iter().map(|t| t.lag_messages).sum(),
         topics: out_topics,
+        ..Default::default()
     }
 }
 

@@ -45,7 +45,7 @@ pub struct TopicConfig {
 }
 
 /// A consumer group's coordinator-side state, as label values of `kafka_consumergroup_state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum GroupState {
     Stable,
     Empty,
@@ -54,6 +54,7 @@ pub enum GroupState {
     Assigning,
     Reconciling,
     Dead,
+    #[default]
     Unknown,
 }
 

@@ -82,10 +82,8 @@ impl Broker {
         });
         let storage = match engine {
             Engine::Memory => "memory://tansu/".to_string(),
-            Engine::Sqlite => format!(
-                "sqlite://{}/tansu.db?maintenance_interval=2s",
-                dir.display()
-            ),
+            // Tansu resolves the database path against its working directory (the broker's dir).
+            Engine::Sqlite => "sqlite://tansu.db?maintenance_interval=2s".to_string(),
         };
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -104,6 +102,7 @@ impl Broker {
             });
         }
         let child = command
+            .current_dir(&dir)
             .args([
                 "broker",
                 "--listener-url",

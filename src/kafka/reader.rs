@@ -1,0 +1,151 @@
+//! Record timestamps at given offsets, for time lag (PRODUCT.md §3, §4). One consumer per
+//! cluster with `assign()`ed partitions, so librdkafka batches the reads into Fetch requests per
+//! leader; it never commits. Offsets of one partition are read in rounds, one offset per
+//! partition per round.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::stats::{RequestCounter, StatsContext};
+use super::{client_config, CollectError, StageError};
+use crate::config::ClusterConfig;
+use crate::metrics::Stage;
+use crate::model::analytics::TimestampRead;
+
+pub struct TimestampReader {
+    consumer: BaseConsumer<StatsContext>,
+}
+
+impl TimestampReader {
+    pub fn new(
+        cluster: &ClusterConfig,
+        requests: Arc<Mutex<RequestCounter>>,
+    ) -> Result<TimestampReader, CollectError> {
+        let mut config = client_config(cluster);
+        config
+            // assign() needs a group id; lagwatch never commits or joins with it.
+            .set("group.id", format!("lagwatch-timestamps-{}", cluster.name))
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false")
+            // One record per partition is all a read needs: keep fetches and the queue small.
+            .set("fetch.wait.max.ms", "100")
+            .set("max.partition.fetch.bytes", "65536")
+            .set("queued.max.messages.kbytes", "4096");
+        let consumer = config
+            .create_with_context(StatsContext::new(&cluster.name, "reader", requests))
+            .map_err(|source| CollectError::Client {
+                cluster: cluster.name.clone(),
+                source,
+            })?;
+        Ok(TimestampReader { consumer })
+    }
+
+    /// Reads the timestamp of the first record at or after each offset.
+    pub fn read(
+        &self,
+        reads: &[TimestampRead],
+        timeout: Duration,
+        errors: &mut Vec<StageError>,
+    ) -> Vec<(TimestampRead, Option<i64>)> {
+        // Offsets to read per partition, in order.
+        let mut by_partition: BTreeMap<(Arc<str>, i32), Vec<i64>> = BTreeMap::new();
+        for r in reads {
+            by_partition
+                .entry((r.topic.clone(), r.partition))
+                .or_default()
+                .push(r.offset);
+        }
+        let rounds = by_partition.values().map(Vec::len).max().unwrap_or(0);
+        let mut found: HashMap<(Arc<str>, i32, i64), i64> = HashMap::new();
+        let deadline = Instant::now() + timeout;
+        for round in 0..rounds {
+            let wanted: HashMap<(&str, i32), i64> = by_partition
+                .iter()
+                .filter_map(|((t, p), offsets)| Some(((t.as_ref(), *p), *offsets.get(round)?)))
+                .collect();
+            if let Err(e) = self.read_round(&wanted, deadline, &mut found) {
+                errors.push(StageError {
+                    stage: Stage::ReadTimestamps,
+                    message: e,
+                });
+                break;
+            }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        let _ = self.consumer.unassign();
+        let unread = reads
+            .iter()
+            .filter(|r| !found.contains_key(&(r.topic.clone(), r.partition, r.offset)))
+            .count();
+        if unread > 0 {
+            errors.push(StageError {
+                stage: Stage::ReadTimestamps,
+                message: format!(
+                    "{unread} of {} record timestamps not read within {timeout:?}",
+                    reads.len()
+                ),
+            });
+        }
+        reads
+            .iter()
+            .map(|r| {
+                let ts = found
+                    .get(&(r.topic.clone(), r.partition, r.offset))
+                    .copied();
+                (r.clone(), ts)
+            })
+            .collect()
+    }
+
+    fn read_round(
+        &self,
+        wanted: &HashMap<(&str, i32), i64>,
+        deadline: Instant,
+        found: &mut HashMap<(Arc<str>, i32, i64), i64>,
+    ) -> Result<(), String> {
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in wanted {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+                .map_err(|e| format!("{topic}/{partition}: {e}"))?;
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| format!("assign: {e}"))?;
+        let mut pending: HashMap<(String, i32), i64> = wanted
+            .iter()
+            .map(|((t, p), o)| ((t.to_string(), *p), *o))
+            .collect();
+        while !pending.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.consumer.poll(left.min(Duration::from_millis(200))) {
+                Some(Ok(message)) => {
+                    let key = (message.topic().to_string(), message.partition());
+                    let Some(&target) = pending.get(&key) else {
+                        continue;
+                    };
+                    if message.offset() < target {
+                        continue;
+                    }
+                    if let Some(ts) = message.timestamp().to_millis() {
+                        found.insert((Arc::from(key.0.as_str()), key.1, target), ts);
+                    }
+                    pending.remove(&key);
+                }
+                Some(Err(e)) => tracing::debug!(error = %e, "timestamp read"),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,430 @@
+//! Time lag, eviction risk, rewinds and status against a real broker, checked against ground
+//! truth: records with known CreateTimes, commits at known offsets.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{unique, Broker, Engine, Exposition, Lagwatch};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn config(broker: &Broker, topic: &str, group: &str, extra: &str) -> String {
+    format!(
+        r#"
+listen: "127.0.0.1:0"
+poll_interval: 1s
+granularity: partition
+{extra}
+clusters:
+  - name: test
+    bootstrap_servers: "{}"
+    groups: {{ include: ["^{group}$"] }}
+    topics: {{ include: ["^{topic}$"] }}
+"#,
+        broker.bootstrap()
+    )
+}
+
+/// When the poll whose figures are being served ran (seconds since the epoch).
+fn poll_time(m: &Exposition) -> f64 {
+    m.value(
+        "lagwatch_last_poll_success_timestamp_seconds",
+        &[("cluster", "test")],
+    )
+    .expect("a successful poll")
+}
+
+fn assert_close(what: &str, measured: f64, truth: f64, tolerance: f64) {
+    let error = (measured - truth).abs();
+    eprintln!("{what}: measured {measured:.1}, truth {truth:.1}, error {error:.2} (allowed {tolerance:.1})");
+    assert!(
+        error <= tolerance,
+        "{what}: measured {measured}, truth {truth}, allowed error {tolerance}"
+    );
+}
+
+#[test]
+fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("retained");
+    let group = unique("slow");
+    broker.create_topic(
+        &topic,
+        2,
+        &[("retention.ms", "3600000"), ("cleanup.policy", "delete")],
+    );
+    let now = now_ms();
+    let fifty_minutes_ago = now - 50 * 60_000;
+    let ten_minutes_ago = now - 10 * 60_000;
+    let one_minute_ago = now - 60_000;
+    // Partition 0: 10 records 50 minutes old, then 10 records 1 minute old.
+    broker.produce(&topic, 0, 10, Some(fifty_minutes_ago));
+    broker.produce(&topic, 0, 10, Some(one_minute_ago));
+    // Partition 1: 5 records 10 minutes old, 5 records 1 minute old.
+    broker.produce(&topic, 1, 5, Some(ten_minutes_ago));
+    broker.produce(&topic, 1, 5, Some(one_minute_ago));
+    // Next records to read: offset 5 of p0 (50 min old), offset 5 of p1 (1 min old).
+    broker.commit(&group, &[(&topic, 0, 5), (&topic, 1, 5)]);
+
+    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    let (t, g) = (topic.as_str(), group.as_str());
+    let m = lw.wait_for(WAIT, "time lag", |m| {
+        m.value("kafka_consumergroup_lag_seconds", &[("group", g)])
+            .is_some()
+    });
+    let at = poll_time(&m);
+    let age = |ts_ms: i64| at - ts_ms as f64 / 1000.0;
+    let p0 = m
+        .value(
+            "kafka_consumergroup_partition_lag_seconds",
+            &[("group", g), ("topic", t), ("partition", "0")],
+        )
+        .expect("p0 time lag");
+    let p1 = m
+        .value(
+            "kafka_consumergroup_partition_lag_seconds",
+            &[("group", g), ("topic", t), ("partition", "1")],
+        )
+        .expect("p1 time lag");
+    // Exact reads: within max(one poll interval, 5%) of the truth.
+    assert_close(
+        "p0 time lag (exact read)",
+        p0,
+        age(fifty_minutes_ago),
+        (0.05 * 3000.0_f64).max(1.0),
+    );
+    assert_close(
+        "p1 time lag (exact read)",
+        p1,
+        age(one_minute_ago),
+        (0.05 * 60.0_f64).max(1.0),
+    );
+    let group_lag = m
+        .value("kafka_consumergroup_lag_seconds", &[("group", g)])
+        .expect("group");
+    assert_eq!(
+        group_lag, p0,
+        "the group's time lag is its worst partition's"
+    );
+    let skew = m
+        .value(
+            "kafka_consumergroup_topic_lag_skew_seconds",
+            &[("group", g), ("topic", t)],
+        )
+        .expect("skew");
+    assert_close("skew", skew, p0 - p1, 0.001);
+
+    // retention.ms = 1 h, next record 50 minutes old: about 10 minutes to eviction, usage 0.83.
+    let eviction = m
+        .value("kafka_consumergroup_eviction_seconds", &[("group", g)])
+        .expect("eviction");
+    assert_close(
+        "eviction seconds",
+        eviction,
+        3600.0 - age(fifty_minutes_ago),
+        0.05 * 600.0,
+    );
+    let usage = m
+        .value("kafka_consumergroup_retention_usage_ratio", &[("group", g)])
+        .expect("usage");
+    assert_close(
+        "retention usage",
+        usage,
+        age(fifty_minutes_ago) / 3600.0,
+        0.01,
+    );
+    // 10 minutes left is under min(eviction_warning 1h, retention/4 = 15m): evicting.
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "evicting")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_evicted_messages", &[("group", g)]),
+        Some(0.0)
+    );
+
+    // Later polls use the cached reads: still exact.
+    let first = m
+        .value(
+            "lagwatch_poll_duration_seconds_count",
+            &[("cluster", "test")],
+        )
+        .unwrap_or(0.0);
+    let m = lw.wait_for(WAIT, "three more polls", |m| {
+        m.value(
+            "lagwatch_poll_duration_seconds_count",
+            &[("cluster", "test")],
+        )
+        .unwrap_or(0.0)
+            >= first + 3.0
+    });
+    let p0 = m
+        .value(
+            "kafka_consumergroup_partition_lag_seconds",
+            &[("group", g), ("topic", t), ("partition", "0")],
+        )
+        .expect("p0 time lag");
+    let at = poll_time(&m);
+    assert_close(
+        "p0 time lag (cached)",
+        p0,
+        at - fifty_minutes_ago as f64 / 1000.0,
+        150.0,
+    );
+    assert_eq!(
+        m.value("lagwatch_timestamp_reads_pending", &[("cluster", "test")]),
+        Some(0.0)
+    );
+}
+
+#[test]
+fn interpolated_time_lag_follows_steady_production() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("steady");
+    let group = unique("follower");
+    broker.create_topic(&topic, 1, &[]);
+    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    lw.wait_for(WAIT, "first poll", |m| {
+        m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
+    });
+
+    // Records stamped now, 4 per second for 12 s, so lagwatch sees the head advance poll by poll.
+    let mut produced_at = Vec::new();
+    for _ in 0..48 {
+        produced_at.push(now_ms());
+        broker.produce(&topic, 0, 1, None);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let committed = 8usize;
+    broker.commit(&group, &[(&topic, 0, committed as i64)]);
+    let (t, g) = (topic.as_str(), group.as_str());
+    // Keep producing while polls go on; read a poll that saw the commit.
+    let mut m = lw.wait_for(WAIT, "time lag", |m| {
+        m.value(
+            "kafka_consumergroup_partition_lag_seconds",
+            &[("group", g), ("topic", t), ("partition", "0")],
+        )
+        .is_some()
+    });
+    for _ in 0..12 {
+        broker.produce(&topic, 0, 1, None);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    m = lw.wait_for(WAIT, "a later poll", |x| poll_time(x) > poll_time(&m) + 2.0);
+    let measured = m
+        .value(
+            "kafka_consumergroup_partition_lag_seconds",
+            &[("group", g), ("topic", t), ("partition", "0")],
+        )
+        .expect("time lag");
+    let truth = poll_time(&m) - produced_at[committed] as f64 / 1000.0;
+    // Within max(one poll interval, 5%) of the truth (the head was seen once per second).
+    assert_close(
+        "interpolated time lag",
+        measured,
+        truth,
+        (0.05 * truth).max(1.0),
+    );
+    assert_eq!(
+        m.value("lagwatch_timestamp_reads_pending", &[("cluster", "test")]),
+        Some(0.0)
+    );
+}
+
+fn commit_with(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("tpl");
+    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+}
+
+#[test]
+fn a_commit_moving_backwards_counts_a_rewind_and_the_rewound_messages() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("replayed");
+    let group = unique("replayer");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 40, None);
+    broker.commit(&group, &[(&topic, 0, 30)]);
+    let lw = Lagwatch::start(&config(&broker, &topic, &group, "status: { window: 3 }"));
+    let (t, g) = (topic.as_str(), group.as_str());
+    lw.wait_for(WAIT, "the first commit", |m| {
+        m.value(
+            "kafka_consumergroup_partition_committed_offset",
+            &[("group", g), ("partition", "0")],
+        ) == Some(30.0)
+    });
+    broker.commit(&group, &[(&topic, 0, 20)]);
+    let m = lw.wait_for(WAIT, "a rewind", |m| {
+        m.value(
+            "kafka_consumergroup_rewinds_total",
+            &[("group", g), ("topic", t)],
+        ) == Some(1.0)
+    });
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_rewound_messages_total",
+            &[("group", g), ("topic", t)]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "rewind")]
+        ),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn a_live_group_whose_commits_never_move_stalls_then_stops() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("stuck");
+    let group = unique("poison");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 10, None);
+
+    // A live member that committed offset 2 once and never again (a poison message).
+    let consumer: BaseConsumer = broker
+        .client_config()
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[&topic]).expect("subscribe");
+    let stop = Arc::new(AtomicBool::new(false));
+    let member = {
+        let stop = stop.clone();
+        let topic = topic.clone();
+        std::thread::spawn(move || {
+            let mut committed = false;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(100));
+                if !committed
+                    && !consumer
+                        .assignment()
+                        .map(|a| a.count() == 0)
+                        .unwrap_or(true)
+                {
+                    commit_with(&consumer, &topic, 0, 2);
+                    committed = true;
+                }
+            }
+        })
+    };
+
+    let lw = Lagwatch::start(&config(
+        &broker,
+        &topic,
+        &group,
+        "status: { window: 3, stop_after: 8s }",
+    ));
+    let g = group.as_str();
+    let m = lw.wait_for(WAIT, "stall", |m| {
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "stall")],
+        ) == Some(1.0)
+    });
+    assert_eq!(
+        m.value("kafka_consumergroup_members", &[("group", g)]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)]),
+        Some(8.0)
+    );
+    assert!(
+        m.value("kafka_consumergroup_commit_stall_seconds", &[("group", g)])
+            .expect("stall")
+            > 0.0
+    );
+    let m = lw.wait_for(WAIT, "stop", |m| {
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "stop")],
+        ) == Some(1.0)
+    });
+    assert!(
+        m.value("kafka_consumergroup_commit_stall_seconds", &[("group", g)])
+            .expect("stall")
+            >= 8.0
+    );
+    stop.store(true, Ordering::Relaxed);
+    member.join().expect("member");
+}
+
+#[test]
+fn retention_deleting_unread_records_reports_evicted_messages() {
+    let broker = Broker::start(Engine::Sqlite);
+    let topic = unique("expiring");
+    let group = unique("late");
+    broker.create_topic(
+        &topic,
+        1,
+        &[("retention.ms", "600000"), ("cleanup.policy", "delete")],
+    );
+    // 10 records an hour old (past the 10-minute retention), then 10 fresh ones, so the partition
+    // expires partly (a fully expired partition reads 0/0 on Tansu).
+    broker.produce(&topic, 0, 10, Some(now_ms() - 3_600_000));
+    broker.produce(&topic, 0, 10, None);
+    broker.commit(&group, &[(&topic, 0, 3)]);
+
+    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    let (t, g) = (topic.as_str(), group.as_str());
+    let m = lw.wait_for(WAIT, "evicted messages", |m| {
+        m.value("kafka_consumergroup_evicted_messages", &[("group", g)])
+            .unwrap_or(0.0)
+            > 0.0
+    });
+    assert_eq!(
+        m.value(
+            "kafka_partition_earliest_offset",
+            &[("topic", t), ("partition", "0")]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_evicted_messages", &[("group", g)]),
+        Some(7.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_partition_evicted_messages",
+            &[("group", g), ("topic", t), ("partition", "0")]
+        ),
+        Some(7.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)]),
+        Some(10.0)
+    );
+    assert_eq!(
+        m.value("kafka_consumergroup_eviction_seconds", &[("group", g)]),
+        Some(0.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "evicting")]
+        ),
+        Some(1.0)
+    );
+}
