@@ -18,6 +18,7 @@ use crate::kafka::{ClusterCollector, CollectorSettings, PollOutcome};
 use crate::metrics::{self, ClusterMetrics, RenderSettings};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::{self, Report};
+use crate::status_page;
 
 /// The last good report is served until it is this many poll intervals old.
 const STALE_AFTER_INTERVALS: u32 = 3;
@@ -42,7 +43,7 @@ struct Shared {
 impl Shared {
     /// Applies `update` to cluster `index` and publishes a fresh render of every cluster.
     fn update(&self, index: usize, update: impl FnOnce(&mut ClusterMetrics)) {
-        let rendered = {
+        let (rendered, page) = {
             let mut clusters = match self.clusters.lock() {
                 Ok(c) => c,
                 Err(poisoned) => poisoned.into_inner(),
@@ -50,9 +51,13 @@ impl Shared {
             if let Some(c) = clusters.get_mut(index) {
                 update(c);
             }
-            metrics::render(&clusters, &self.settings)
+            (
+                metrics::render(&clusters, &self.settings),
+                status_page::render(&clusters, SystemTime::now()),
+            )
         };
         self.exposition.publish(rendered);
+        self.exposition.publish_page(page);
     }
 }
 
@@ -93,6 +98,7 @@ pub async fn run(
         metrics::render(&clusters, &settings),
         clusters.len(),
     ));
+    exposition.publish_page(status_page::render(&clusters, SystemTime::now()));
     let shared = Arc::new(Shared {
         clusters: Mutex::new(clusters),
         settings,

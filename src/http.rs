@@ -17,6 +17,8 @@ use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 /// What the HTTP server reads; written by the poll loops.
 pub struct Exposition {
     rendered: RwLock<Arc<Rendered>>,
+    /// The `/` page, rendered with the metrics.
+    page: RwLock<Arc<String>>,
     /// Clusters whose first poll has not been attempted yet.
     first_polls_pending: AtomicUsize,
 }
@@ -25,6 +27,7 @@ impl Exposition {
     pub fn new(initial: Rendered, clusters: usize) -> Exposition {
         Exposition {
             rendered: RwLock::new(Arc::new(initial)),
+            page: RwLock::new(Arc::new(String::new())),
             first_polls_pending: AtomicUsize::new(clusters),
         }
     }
@@ -35,6 +38,22 @@ impl Exposition {
         match self.rendered.write() {
             Ok(mut slot) => *slot = rendered,
             Err(poisoned) => *poisoned.into_inner() = rendered,
+        }
+    }
+
+    /// Replaces the `/` page.
+    pub fn publish_page(&self, page: String) {
+        let page = Arc::new(page);
+        match self.page.write() {
+            Ok(mut slot) => *slot = page,
+            Err(poisoned) => *poisoned.into_inner() = page,
+        }
+    }
+
+    pub fn page(&self) -> Arc<String> {
+        match self.page.read() {
+            Ok(slot) => slot.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -119,12 +138,8 @@ async fn readyz(State(exposition): State<Arc<Exposition>>) -> impl IntoResponse 
     }
 }
 
-async fn index() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><title>lagwatch</title></head><body><h1>lagwatch</h1>\
-         <ul><li><a href=\"metrics\">metrics</a></li><li><a href=\"healthz\">healthz</a></li>\
-         <li><a href=\"readyz\">readyz</a></li></ul></body></html>\n",
-    )
+async fn index(State(exposition): State<Arc<Exposition>>) -> Html<String> {
+    Html(exposition.page().as_str().to_string())
 }
 
 #[cfg(test)]

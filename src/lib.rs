@@ -9,12 +9,16 @@
 //! - [`model`]: pure functions from a snapshot to a [`model::Report`] (lag, sums). No I/O.
 //! - [`metrics`]: renders the latest report of every cluster, family by family, into one cached
 //!   buffer (Prometheus text, OpenMetrics, gzip copies) once per poll.
-//! - [`http`]: axum server for `/metrics`, `/healthz`, `/readyz`; a scrape copies the cached buffer.
+//! - [`http`]: axum server for `/metrics`, `/healthz`, `/readyz` and `/` (the [`status_page`]);
+//!   a scrape copies the cached buffer.
 //! - [`app`]: wiring: one poll loop per cluster, the HTTP server, graceful shutdown.
+//! - [`lag_command`]: `lagwatch lag`, the same polls printed as a table or JSON for a terminal.
 
 pub mod app;
 pub mod config;
 pub mod http;
 pub mod kafka;
+pub mod lag_command;
 pub mod metrics;
 pub mod model;
+pub mod status_page;

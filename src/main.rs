@@ -1,7 +1,7 @@
 //! The `lagwatch` command: parses arguments, loads the configuration, starts logging and hands
 //! over to [`lagwatch::app::run`]. Exit codes: 0 success, 2 configuration or start-up error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -35,6 +35,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Polls every cluster and prints each group's lag, time lag, eviction countdown and status.
+    /// Exit code 0 when every group is ok, 1 when any is not, 2 on a configuration or connection error.
+    Lag {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Only groups whose id matches this regex (within the configured selector).
+        #[arg(long, value_name = "RE")]
+        group: Option<String>,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        /// Polls to make, `poll_interval` apart; more than one applies the full status rules.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        polls: u32,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum OutputFormat {
+    Table,
+    Json,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -58,6 +78,12 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Some(Command::Lag {
+            config,
+            group,
+            output,
+            polls,
+        }) => lag(&config, group.as_deref(), output, polls),
         None => {
             let Some(path) = cli.config else {
                 eprintln!("lagwatch: --config FILE is required (see --help)");
@@ -71,6 +97,49 @@ fn main() -> ExitCode {
                 }
             };
             serve(config)
+        }
+    }
+}
+
+fn lag(path: &Path, group: Option<&str>, output: OutputFormat, polls: u32) -> ExitCode {
+    use lagwatch::lag_command::{self, LagOptions, Output};
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let group = match group.map(regex::Regex::new).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("--group: invalid regex: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = LagOptions {
+        group,
+        output: match output {
+            OutputFormat::Table => Output::Table,
+            OutputFormat::Json => Output::Json,
+        },
+        polls,
+    };
+    match lag_command::collect(&config, &options) {
+        Ok(rows) => {
+            match options.output {
+                Output::Table => print!("{}", lag_command::to_table(&rows)),
+                Output::Json => println!("{}", lag_command::to_json(&rows)),
+            }
+            if lag_command::all_ok(&rows) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("lagwatch lag: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -387,7 +387,14 @@ fn retention_deleting_unread_records_reports_evicted_messages() {
     broker.produce(&topic, 0, 10, None);
     broker.commit(&group, &[(&topic, 0, 3)]);
 
-    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    // As a process, to see the log event.
+    let yaml = config(&broker, &topic, &group, "");
+    let yaml: String = yaml
+        .lines()
+        .filter(|l| !l.starts_with("listen:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let lw = common::LagwatchProcess::start(&yaml);
     let (t, g) = (topic.as_str(), group.as_str());
     let m = lw.wait_for(WAIT, "evicted messages", |m| {
         m.value("kafka_consumergroup_evicted_messages", &[("group", g)])

@@ -477,3 +477,86 @@ pub fn promtool_check(text: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// The `lagwatch` binary running as a process (for what only a process shows: its log and exit
+/// code), stopped with SIGTERM on drop.
+pub struct LagwatchProcess {
+    pub port: u16,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl LagwatchProcess {
+    /// Starts the binary on a free port; `config_yaml` must not set `listen`.
+    pub fn start(config_yaml: &str) -> LagwatchProcess {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(unique("lagwatch-process"));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let config = dir.join("lagwatch.yaml");
+        std::fs::write(
+            &config,
+            format!("listen: \"127.0.0.1:{port}\"\n{config_yaml}"),
+        )
+        .expect("config");
+        let log = dir.join("lagwatch.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
+            .spawn()
+            .expect("start lagwatch");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "lagwatch did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        LagwatchProcess { port, child, log }
+    }
+
+    pub fn metrics(&self) -> Exposition {
+        let (status, body) = http_get(([127, 0, 0, 1], self.port).into(), "/metrics");
+        assert_eq!(status, 200);
+        Exposition::parse(&body)
+    }
+
+    pub fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Exposition) -> bool,
+    ) -> Exposition {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.metrics();
+            if check(&m) {
+                return m;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}:\n{}",
+                m.text
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// What the process logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LagwatchProcess {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}

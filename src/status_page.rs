@@ -1,0 +1,195 @@
+//! The `/` page: a small server-rendered HTML summary for people (no JavaScript, no external
+//! assets). Rendered once per poll, beside the metrics, from the same cluster entries.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::metrics::ClusterMetrics;
+use crate::model::analytics::Status;
+use crate::model::GroupReport;
+
+/// Worst first: the order a person wants to read groups in.
+fn severity(status: Option<Status>) -> u8 {
+    match status {
+        Some(Status::Evicting) => 0,
+        Some(Status::Stop) => 1,
+        Some(Status::Stall) => 2,
+        Some(Status::Rewind) => 3,
+        Some(Status::Warn) => 4,
+        None => 5,
+        Some(Status::Ok) => 6,
+    }
+}
+
+/// Renders the page for the clusters' latest state, as of `now`.
+pub fn render(clusters: &[ClusterMetrics], now: SystemTime) -> String {
+    let mut html = String::with_capacity(4096);
+    html.push_str(concat!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<title>lagwatch</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}",
+        "table{border-collapse:collapse;margin-bottom:1.5rem}",
+        "th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}",
+        "td.n{text-align:right;font-variant-numeric:tabular-nums}",
+        ".evicting,.stop,.down{color:#fff;background:#c0392b}.stall,.stale{background:#f5b041}",
+        ".rewind,.warn{background:#f9e79f}.ok,.up{color:#1e8449}",
+        "</style></head><body>\n<h1>lagwatch</h1>\n",
+        "<p><a href=\"metrics\">metrics</a> · <a href=\"healthz\">healthz</a> · ",
+        "<a href=\"readyz\">readyz</a></p>\n",
+    ));
+    html.push_str("<h2>Clusters</h2>\n<table><tr><th>cluster</th><th>state</th><th>last successful poll</th><th>groups</th></tr>\n");
+    for c in clusters {
+        let (class, state) = match (c.up, c.report.is_some()) {
+            (true, _) => ("up", "up"),
+            (false, true) => ("stale", "stale: serving the last good poll"),
+            (false, false) => ("down", "down: no data"),
+        };
+        let last = match c.last_success {
+            Some(t) => format!("{} ago", age(now, t)),
+            None => "never".to_string(),
+        };
+        let groups = c.report.as_ref().map_or(0, |r| r.groups.len());
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td class=\"{class}\">{state}</td><td>{last}</td><td class=\"n\">{groups}</td></tr>",
+            escape(&c.name)
+        );
+    }
+    html.push_str("</table>\n<h2>Consumer groups</h2>\n");
+    let mut rows: Vec<(&str, &GroupReport)> = clusters
+        .iter()
+        .filter_map(|c| c.report.as_ref().map(|r| (c.name.as_str(), r)))
+        .flat_map(|(name, r)| r.groups.iter().map(move |g| (name, g)))
+        .collect();
+    rows.sort_by(|a, b| {
+        severity(a.1.status)
+            .cmp(&severity(b.1.status))
+            .then_with(|| {
+                let ta = a.1.lag_seconds.unwrap_or(0.0);
+                let tb = b.1.lag_seconds.unwrap_or(0.0);
+                tb.total_cmp(&ta)
+            })
+            .then_with(|| (a.0, a.1.id.as_str()).cmp(&(b.0, b.1.id.as_str())))
+    });
+    if rows.is_empty() {
+        html.push_str("<p>No consumer groups yet.</p>\n");
+    } else {
+        html.push_str(concat!(
+            "<table><tr><th>cluster</th><th>group</th><th>status</th><th>state</th>",
+            "<th>members</th><th>lag (messages)</th><th>time lag</th><th>eviction in</th>",
+            "<th>evicted</th></tr>\n"
+        ));
+        for (cluster, g) in rows {
+            let status = g.status.map_or("unknown", Status::as_str);
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                escape(cluster),
+                escape(&g.id),
+                g.state.as_str(),
+                g.members.map_or("-".to_string(), |m| m.to_string()),
+                g.lag_messages,
+                g.lag_seconds.map_or("-".to_string(), seconds),
+                g.eviction_seconds.map_or("-".to_string(), seconds),
+                g.evicted_messages.map_or("-".to_string(), |e| e.to_string()),
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+/// A whole-second duration for people, e.g. `1h 2m 3s`.
+pub fn seconds(s: f64) -> String {
+    let whole = if s.is_finite() && s > 0.0 {
+        s.round() as u64
+    } else {
+        0
+    };
+    humantime::format_duration(Duration::from_secs(whole)).to_string()
+}
+
+fn age(now: SystemTime, then: SystemTime) -> String {
+    seconds(now.duration_since(then).unwrap_or_default().as_secs_f64())
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GroupState, Report};
+    use std::sync::Arc;
+
+    fn group(id: &str, status: Status, lag_seconds: f64) -> GroupReport {
+        GroupReport {
+            id: id.into(),
+            state: GroupState::Stable,
+            members: Some(2),
+            lag_messages: 10,
+            status: Some(status),
+            lag_seconds: Some(lag_seconds),
+            eviction_seconds: Some(600.0),
+            evicted_messages: Some(0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn groups_are_listed_worst_first_and_names_are_escaped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut up = ClusterMetrics::new("prod");
+        up.up = true;
+        up.last_success = Some(now - Duration::from_secs(5));
+        up.report = Some(Arc::new(Report {
+            topics: vec![],
+            groups: vec![
+                group("fine", Status::Ok, 1.0),
+                group("<script>", Status::Warn, 30.0),
+                group("losing", Status::Evicting, 3000.0),
+                group("slow", Status::Warn, 90.0),
+            ],
+        }));
+        let down = ClusterMetrics::new("dr");
+        let html = render(&[up, down], now);
+        let pos = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} in page"));
+        // Evicting first, then warn by time lag (90 s before 30 s), then ok.
+        assert!(pos(">losing<") < pos(">slow<"));
+        assert!(pos(">slow<") < pos("&lt;script&gt;"));
+        assert!(pos("&lt;script&gt;") < pos(">fine<"));
+        assert!(!html.contains("<script>"));
+        assert!(html.contains("50m"), "time lag of 3000 s shown as 50m");
+        assert!(html.contains("10m"), "eviction countdown shown");
+        assert!(html.contains("class=\"down\">down: no data"));
+        assert!(html.contains("5s ago"));
+    }
+
+    #[test]
+    fn durations_round_to_whole_seconds() {
+        // (seconds, shown)
+        let cases = [
+            (0.0, "0s"),
+            (59.6, "1m"),
+            (3661.0, "1h 1m 1s"),
+            (-5.0, "0s"),
+            (f64::NAN, "0s"),
+        ];
+        for (s, want) in cases {
+            assert_eq!(seconds(s), want, "{s}");
+        }
+    }
+}
