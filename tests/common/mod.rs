@@ -63,6 +63,10 @@ pub fn unique(prefix: &str) -> String {
 
 pub struct Broker {
     pub port: u16,
+    /// The port clients are told to use (a TLS proxy's, or `port`).
+    advertised: u16,
+    /// CA of the TLS proxy; clients then use `security.protocol=ssl`.
+    tls_ca: Option<PathBuf>,
     pub engine: Engine,
     child: Option<Child>,
     dir: PathBuf,
@@ -75,6 +79,22 @@ impl Broker {
 
     /// Starts (or restarts) a broker on `port`; a sqlite broker reuses `dir`'s database.
     pub fn start_on(engine: Engine, port: u16, dir: Option<PathBuf>) -> Broker {
+        Broker::launch(engine, port, port, dir, true)
+    }
+
+    /// A broker listening on `port` that advertises `advertised` (a TLS proxy in front of it).
+    /// Its helpers (create_topic, produce, commit) go through the advertised port.
+    pub fn start_advertising(engine: Engine, port: u16, advertised: u16) -> Broker {
+        Broker::launch(engine, port, advertised, None, false)
+    }
+
+    fn launch(
+        engine: Engine,
+        port: u16,
+        advertised: u16,
+        dir: Option<PathBuf>,
+        wait: bool,
+    ) -> Broker {
         let dir = dir.unwrap_or_else(|| {
             let d = std::env::temp_dir().join(unique("lagwatch-tansu"));
             std::fs::create_dir_all(&d).expect("temp dir");
@@ -91,6 +111,7 @@ impl Broker {
             .open(dir.join("broker.log"))
             .expect("broker log");
         let url = format!("tcp://127.0.0.1:{port}");
+        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
         let mut command = Command::new(tansu_binary());
         // The broker dies with the test thread that started it, even if the test aborts.
         #[cfg(target_os = "linux")]
@@ -108,7 +129,7 @@ impl Broker {
                 "--listener-url",
                 &url,
                 "--advertised-listener-url",
-                &url,
+                &advertised_url,
             ])
             .args(["--storage-engine", &storage])
             .env("RUST_LOG", "warn")
@@ -119,16 +140,31 @@ impl Broker {
             .expect("start tansu");
         let broker = Broker {
             port,
+            advertised,
+            tls_ca: None,
             engine,
             child: Some(child),
             dir,
         };
-        broker.wait_ready();
+        if wait {
+            broker.wait_ready();
+        } else {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
         broker
     }
 
     pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.advertised)
+    }
+
+    /// Clients of this broker go through a TLS proxy whose certificate `ca` signs.
+    pub fn use_tls(&mut self, ca: PathBuf) {
+        self.tls_ca = Some(ca);
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -167,6 +203,10 @@ impl Broker {
         c.set("bootstrap.servers", self.bootstrap())
             .set("allow.auto.create.topics", "false")
             .set("log_level", "3");
+        if let Some(ca) = &self.tls_ca {
+            c.set("security.protocol", "ssl")
+                .set("ssl.ca.location", ca.display().to_string());
+        }
         c
     }
 
