@@ -15,6 +15,9 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use lagwatch::config::Granularity;
 use lagwatch::metrics::{self, ClusterMetrics, RenderSettings, Stage};
+use lagwatch::model::analytics::{
+    Analytics, GroupAnalytics, GroupTopicAnalytics, PartitionAnalytics, Status,
+};
 use lagwatch::model::{
     self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
@@ -43,8 +46,147 @@ fn commits(topic: &str, offsets: &[(i32, i64)]) -> Vec<CommittedOffset> {
         .collect()
 }
 
-/// Cluster `prod`: three topics, three groups (one whose id needs escaping, one that could not
-/// be described), polled successfully. Cluster `staging`: never polled successfully.
+/// One partition's analytics: (partition, time lag s, eviction s, retention usage, evicted
+/// messages, commit stall s).
+fn partition(
+    (partition, lag_seconds, eviction_seconds, retention_usage_ratio, evicted_messages, stall): (
+        i32,
+        Option<f64>,
+        Option<f64>,
+        Option<f64>,
+        i64,
+        f64,
+    ),
+) -> PartitionAnalytics {
+    PartitionAnalytics {
+        partition,
+        lag_seconds,
+        eviction_seconds,
+        retention_usage_ratio,
+        evicted_messages,
+        commit_stall_seconds: stall,
+    }
+}
+
+fn max_known(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values.flatten().reduce(f64::max)
+}
+
+fn min_known(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
+    values.flatten().reduce(f64::min)
+}
+
+/// A group-topic's analytics, aggregated over its partitions as the model does (max, min, sum
+/// over the partitions whose value is known).
+fn topic(
+    name: &str,
+    rewinds: (u64, u64),
+    partitions: Vec<PartitionAnalytics>,
+) -> GroupTopicAnalytics {
+    let lags = || partitions.iter().map(|p| p.lag_seconds);
+    GroupTopicAnalytics {
+        topic: Arc::from(name),
+        lag_seconds: max_known(lags()),
+        eviction_seconds: min_known(partitions.iter().map(|p| p.eviction_seconds)),
+        retention_usage_ratio: max_known(partitions.iter().map(|p| p.retention_usage_ratio)),
+        evicted_messages: partitions.iter().map(|p| p.evicted_messages).sum(),
+        commit_stall_seconds: partitions
+            .iter()
+            .map(|p| p.commit_stall_seconds)
+            .fold(0.0, f64::max),
+        lag_skew_seconds: max_known(lags()).zip(min_known(lags())).map(|(a, b)| a - b),
+        rewinds_total: rewinds.0,
+        rewound_messages_total: rewinds.1,
+        partitions,
+    }
+}
+
+fn group(id: &str, status: Status, topics: Vec<GroupTopicAnalytics>) -> GroupAnalytics {
+    GroupAnalytics {
+        id: id.to_owned(),
+        status,
+        lag_seconds: max_known(topics.iter().map(|t| t.lag_seconds)),
+        eviction_seconds: min_known(topics.iter().map(|t| t.eviction_seconds)),
+        retention_usage_ratio: max_known(topics.iter().map(|t| t.retention_usage_ratio)),
+        evicted_messages: topics.iter().map(|t| t.evicted_messages).sum(),
+        commit_stall_seconds: topics
+            .iter()
+            .map(|t| t.commit_stall_seconds)
+            .fold(0.0, f64::max),
+        topics,
+    }
+}
+
+/// The analytics of the `prod` snapshot, one status per group:
+/// - `billing` is `evicting`: payments/0 committed 10 below the low watermark 40 (30 messages
+///   evicted, countdown 0, 81 s of a 90 s retention used); it rewound twice on orders;
+/// - `legacy…` is `stop`: behind for 20 min without a commit, and its time lag is not known yet
+///   (timestamp read pending), so it has no time-lag, eviction or usage series;
+/// - `reporting` is `rewind`: caught up after rewinding 1,400 messages;
+/// - `search` is `ok`, caught up on the compacted `audit`: no eviction or usage series.
+fn analytics() -> Analytics {
+    let (none, zero) = (None, Some(0.0));
+    Analytics {
+        groups: vec![
+            group(
+                "billing",
+                Status::Evicting,
+                vec![
+                    topic(
+                        "orders",
+                        (2, 350),
+                        vec![
+                            partition((0, Some(604.8), Some(604_195.2), Some(0.001), 0, 45.0)),
+                            partition((1, Some(60.48), Some(604_739.52), Some(0.0001), 0, 0.0)),
+                            partition((2, zero, none, zero, 0, 0.0)),
+                        ],
+                    ),
+                    topic(
+                        "payments",
+                        (0, 0),
+                        vec![
+                            partition((0, Some(81.0), zero, Some(0.9), 30, 120.0)),
+                            partition((1, zero, none, zero, 0, 0.0)),
+                        ],
+                    ),
+                ],
+            ),
+            group(
+                "legacy \"nightly\" C:\\jobs",
+                Status::Stop,
+                vec![topic(
+                    "orders",
+                    (0, 0),
+                    vec![partition((1, none, none, none, 0, 1200.0))],
+                )],
+            ),
+            group(
+                "reporting",
+                Status::Rewind,
+                vec![topic(
+                    "orders",
+                    (1, 1_400),
+                    vec![partition((0, zero, none, zero, 0, 0.0))],
+                )],
+            ),
+            group(
+                "search",
+                Status::Ok,
+                vec![topic(
+                    "audit",
+                    (0, 0),
+                    vec![partition((0, zero, none, none, 0, 0.0))],
+                )],
+            ),
+        ],
+        events: Vec::new(),
+        timestamp_reads_pending: 5,
+    }
+}
+
+/// Cluster `prod`: three topics, four groups (one whose id needs escaping, one that could not
+/// be described), polled successfully, with analytics. Cluster `staging`: never polled
+/// successfully.
 fn input() -> Vec<ClusterMetrics> {
     let snapshot = Snapshot {
         taken_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
@@ -100,11 +242,19 @@ fn input() -> Vec<ClusterMetrics> {
                 members: Some(0),
                 offsets: [commits("gone", &[(0, 7)]), commits("orders", &[(0, 1_500)])].concat(),
             },
+            GroupSnapshot {
+                id: "search".into(),
+                state: GroupState::Stable,
+                members: Some(1),
+                offsets: commits("audit", &[(0, 0)]),
+            },
         ],
     };
 
+    let mut report = model::report(&snapshot);
+    report.apply_analytics(&analytics());
     let mut prod = ClusterMetrics::new("prod");
-    prod.report = Some(Arc::new(model::report(&snapshot)));
+    prod.report = Some(Arc::new(report));
     prod.up = true;
     prod.last_success = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_004_250));
     for seconds in [0.08, 0.3, 1.75] {
@@ -126,16 +276,29 @@ fn input() -> Vec<ClusterMetrics> {
     vec![prod, staging]
 }
 
-fn settings() -> RenderSettings {
+fn settings(compat_kafka_lag_exporter: bool) -> RenderSettings {
     RenderSettings {
         granularity: Granularity::Partition,
         max_series: 100_000,
         version: "1.2.3",
         revision: "0123abcd".into(),
-        compat_kafka_lag_exporter: false,
+        compat_kafka_lag_exporter,
         shard_zero: true,
     }
 }
+
+/// lagwatch's Kafka families: the input gives each at least one series.
+const KAFKA_FAMILY_COUNT: usize = 31;
+/// kafka-lag-exporter's families (`compat: [kafka_lag_exporter]`).
+const COMPAT_FAMILY_COUNT: usize = 7;
+/// prod's Kafka series (staging has no report). Always level 55: topic-wide 12, group 33
+/// (status 4, time lag 3, eviction 1, usage 2, …), rewind counters 10. Topic level 28 (5
+/// group-topics). Partition level 46: partition offsets 12, group-partitions 34 (8 with a
+/// commit; time lag known on 7, eviction countdown on 3).
+const SERIES: usize = 129;
+/// kafka-lag-exporter's series: max_lag 4, max_lag_seconds 3, sum_lag 4, topic_sum_lag 5,
+/// group_offset 8, group_lag 8, group_lag_seconds 7.
+const COMPAT_SERIES: usize = 39;
 
 fn golden_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -221,11 +384,31 @@ fn promtool_check(text: &[u8]) {
 
 #[test]
 fn exposition_matches_golden_files_and_passes_promtool() {
-    let rendered = metrics::render(&input(), &settings());
+    let rendered = metrics::render(&input(), &settings(false));
     check_golden("exposition.txt", &rendered.text);
     check_golden("exposition.om.txt", &rendered.openmetrics);
     promtool_check(&rendered.text);
-    // prod: topic-wide 12 + group 11 (always), group-topic 4, partition offsets 12 + group
-    // partitions 14; staging has no report.
-    assert_eq!((rendered.series, rendered.dropped), (53, 0));
+    // Every Kafka family of lagwatch has at least one series.
+    let text = std::str::from_utf8(&rendered.text).expect("UTF-8");
+    assert_eq!(text.matches("# TYPE kafka_").count(), KAFKA_FAMILY_COUNT);
+    assert_eq!((rendered.series, rendered.dropped), (SERIES, 0));
+}
+
+/// `compat: [kafka_lag_exporter]`: the same input with kafka-lag-exporter's families, and
+/// `cluster_name` on `kafka_partition_*`.
+#[test]
+fn compat_exposition_matches_golden_files_and_passes_promtool() {
+    let rendered = metrics::render(&input(), &settings(true));
+    check_golden("exposition.compat.txt", &rendered.text);
+    check_golden("exposition.compat.om.txt", &rendered.openmetrics);
+    promtool_check(&rendered.text);
+    let text = std::str::from_utf8(&rendered.text).expect("UTF-8");
+    assert_eq!(
+        text.matches("# TYPE kafka_").count(),
+        KAFKA_FAMILY_COUNT + COMPAT_FAMILY_COUNT
+    );
+    assert_eq!(
+        (rendered.series, rendered.dropped),
+        (SERIES + COMPAT_SERIES, 0)
+    );
 }

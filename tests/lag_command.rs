@@ -70,7 +70,7 @@ fn lag_prints_partitions_and_exits_by_status() {
     assert!(
         g["partitions"][0]["lag_seconds"]
             .as_f64()
-            .is_some_and(|s| s >= 0.0 && s < 120.0),
+            .is_some_and(|s| (0.0..120.0).contains(&s)),
         "{g}"
     );
     assert_eq!(g["partitions"][1]["lag_messages"], 0);

@@ -51,6 +51,9 @@ pub(crate) struct ReportCollector {
     pub clusters: Vec<ClusterView>,
     /// Per [`KAFKA_FAMILIES`] entry: emit it (its level is kept and it has at least one series).
     pub emit: Vec<bool>,
+    /// `compat: [kafka_lag_exporter]`: which families carry `cluster_name`
+    /// ([`Origin`](super::families::Origin)).
+    pub compat_kafka_lag_exporter: bool,
     pub version: &'static str,
     pub revision: String,
 }
@@ -69,15 +72,16 @@ impl Collector for ReportCollector {
                 unit.as_ref(),
                 metric_type(family.kind),
             )?;
+            let cluster_name = family.origin.cluster_name(self.compat_kafka_lag_exporter);
             for cluster in &self.clusters {
                 if let Some(report) = &cluster.report {
-                    encode_rows(
-                        &family.rows,
-                        family.kind,
-                        &cluster.name,
-                        report,
-                        &mut metric,
-                    )?;
+                    // `cluster`, and `cluster_name` with the same value where it is carried.
+                    let both = [
+                        ("cluster", cluster.name.as_str()),
+                        ("cluster_name", cluster.name.as_str()),
+                    ];
+                    let prefix = if cluster_name { &both[..] } else { &both[..1] };
+                    encode_rows(&family.rows, family.kind, prefix, report, &mut metric)?;
                 }
             }
         }
@@ -154,11 +158,12 @@ impl ReportCollector {
     }
 }
 
-/// Writes every series of one Kafka family for one cluster. Mirrors [`Rows::count`].
+/// Writes every series of one Kafka family for one cluster. Mirrors [`Rows::count`]. `cluster`
+/// is the cluster's labels: `cluster`, and `cluster_name` where the family carries it.
 fn encode_rows(
     rows: &Rows,
     kind: Kind,
-    cluster: &str,
+    cluster: &[(&'static str, &str)],
     report: &Report,
     metric: &mut MetricEncoder<'_>,
 ) -> fmt::Result {
@@ -166,18 +171,13 @@ fn encode_rows(
         Rows::Topic(value) => {
             for t in &report.topics {
                 if let Some(v) = value(t) {
-                    sample(
-                        metric,
-                        kind,
-                        &[("cluster", cluster), ("topic", &*t.name)],
-                        v,
-                    )?;
+                    sample(metric, kind, &(cluster, [("topic", &*t.name)]), v)?;
                 }
             }
         }
         Rows::TopicPartition(value) => {
             for t in &report.topics {
-                let topic = [("cluster", cluster), ("topic", &*t.name)];
+                let topic = (cluster, [("topic", &*t.name)]);
                 for p in &t.partitions {
                     if let Some(v) = value(p) {
                         sample(metric, kind, &(topic, [("partition", p.partition)]), v)?;
@@ -188,23 +188,14 @@ fn encode_rows(
         Rows::Group(value) => {
             for g in &report.groups {
                 if let Some(v) = value(g) {
-                    sample(
-                        metric,
-                        kind,
-                        &[("cluster", cluster), ("group", g.id.as_str())],
-                        v,
-                    )?;
+                    sample(metric, kind, &(cluster, [("group", g.id.as_str())]), v)?;
                 }
             }
         }
         Rows::GroupLabel(label, value) => {
             for g in &report.groups {
                 if let Some(label_value) = value(g) {
-                    let labels = [
-                        ("cluster", cluster),
-                        ("group", g.id.as_str()),
-                        (*label, label_value),
-                    ];
+                    let labels = (cluster, [("group", g.id.as_str()), (*label, label_value)]);
                     sample(metric, kind, &labels, Value::Uint(1))?;
                 }
             }
@@ -213,11 +204,7 @@ fn encode_rows(
             for g in &report.groups {
                 for t in &g.topics {
                     if let Some(v) = value(t) {
-                        let labels = [
-                            ("cluster", cluster),
-                            ("group", g.id.as_str()),
-                            ("topic", &*t.topic),
-                        ];
+                        let labels = (cluster, [("group", g.id.as_str()), ("topic", &*t.topic)]);
                         sample(metric, kind, &labels, v)?;
                     }
                 }
@@ -226,11 +213,7 @@ fn encode_rows(
         Rows::GroupPartition(value) => {
             for g in &report.groups {
                 for t in &g.topics {
-                    let topic = [
-                        ("cluster", cluster),
-                        ("group", g.id.as_str()),
-                        ("topic", &*t.topic),
-                    ];
+                    let topic = (cluster, [("group", g.id.as_str()), ("topic", &*t.topic)]);
                     for p in &t.partitions {
                         if let Some(v) = value(p) {
                             sample(metric, kind, &(topic, [("partition", p.partition)]), v)?;

@@ -108,6 +108,33 @@ impl Rows {
     }
 }
 
+/// Whose name a Kafka family carries, which decides when it is emitted and whether its series
+/// carry `cluster_name` beside `cluster` (PRODUCT.md §8, `docs/migration.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// lagwatch's own family: always emitted, labelled `cluster` only.
+    Lagwatch,
+    /// A lagwatch family whose name kafka-lag-exporter also uses (`kafka_partition_*`): always
+    /// emitted once; with `compat: [kafka_lag_exporter]` it also carries `cluster_name`, so
+    /// kafka-lag-exporter's queries find it without a second family of the same name.
+    Shared,
+    /// A kafka-lag-exporter family: only with `compat: [kafka_lag_exporter]`, labelled `cluster`
+    /// and `cluster_name`. Its values come from the same report fields as lagwatch's families.
+    KafkaLagExporter,
+}
+
+impl Origin {
+    /// Whether the family is rendered at all.
+    pub(crate) fn emitted(self, compat_kafka_lag_exporter: bool) -> bool {
+        self != Origin::KafkaLagExporter || compat_kafka_lag_exporter
+    }
+
+    /// Whether its series carry `cluster_name` (same value as `cluster`).
+    pub(crate) fn cluster_name(self, compat_kafka_lag_exporter: bool) -> bool {
+        self != Origin::Lagwatch && compat_kafka_lag_exporter
+    }
+}
+
 pub(crate) struct KafkaFamily {
     /// Full exposition name; counters without `_total`.
     pub name: &'static str,
@@ -116,6 +143,7 @@ pub(crate) struct KafkaFamily {
     /// OpenMetrics unit; the name ends with `_<unit>`.
     pub unit: Option<&'static str>,
     pub level: Level,
+    pub origin: Origin,
     pub rows: Rows,
 }
 
@@ -127,6 +155,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Partition,
+        origin: Origin::Shared,
         rows: Rows::TopicPartition(|p| Some(Value::Int(p.latest))),
     },
     KafkaFamily {
@@ -135,6 +164,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Partition,
+        origin: Origin::Shared,
         rows: Rows::TopicPartition(|p| Some(Value::Int(p.earliest))),
     },
     KafkaFamily {
@@ -143,6 +173,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Topic(|t| Some(Value::count(t.partitions.len()))),
     },
     KafkaFamily {
@@ -151,6 +182,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Topic(|t| Some(Value::Int(t.latest_offsets))),
     },
     KafkaFamily {
@@ -159,6 +191,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Topic(|t| Some(Value::Int(t.earliest_offsets))),
     },
     KafkaFamily {
@@ -167,6 +200,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("bytes"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Topic(|t| t.retention_bytes.map(Value::Int)),
     },
     KafkaFamily {
@@ -175,6 +209,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Topic(|t| t.retention_seconds.map(Value::Float)),
     },
     KafkaFamily {
@@ -183,6 +218,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupLabel("state", |g| Some(g.state.as_str())),
     },
     KafkaFamily {
@@ -191,6 +227,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.members.map(|m| Value::Int(i64::from(m)))),
     },
     KafkaFamily {
@@ -199,6 +236,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| Some(Value::Int(i64::from(g.uncommitted_partitions)))),
     },
     KafkaFamily {
@@ -207,6 +245,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| Some(Value::Int(g.lag_messages))),
     },
     KafkaFamily {
@@ -215,6 +254,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupLabel("status", |g| g.status.map(|s| s.as_str())),
     },
     KafkaFamily {
@@ -223,38 +263,43 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_eviction_seconds",
-        help: "Earliest time until retention may delete a record the group has not read, min over its partitions on delete-policy topics with finite retention.ms; 0 once records were deleted under it.",
+        help: "Seconds until retention may delete a record the group has not read (earliest case), min over its behind partitions on topics with cleanup.policy delete and finite retention.ms; 0 once records were evicted.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_retention_usage_ratio",
-        help: "Time lag divided by retention.ms, max over the group's partitions: 0 fresh, 1 the next record may be deleted now.",
+        help: "Time lag divided by retention.ms, max over the group's partitions on topics with cleanup.policy delete and finite retention.ms: 0 fresh or caught up, 1 the next record may be deleted now.",
         kind: Kind::Gauge,
         unit: Some("ratio"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.retention_usage_ratio.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_evicted_messages",
-        help: "Records deleted by retention before the group read them (max(0, low watermark - committed)), summed over its partitions.",
+        help: "Records deleted (by retention or DeleteRecords) before the group read them, max(0, low watermark - committed), summed over its partitions.",
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.evicted_messages.map(Value::Int)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_commit_stall_seconds",
-        help: "Time since the committed offset last advanced while the partition is behind, max over the group's partitions; 0 when none is behind.",
+        help: "Seconds since the committed offset last advanced (or, if later, since the partition fell behind), max over the group's partitions; 0 when none is behind.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::Group(|g| g.commit_stall_seconds.map(Value::Float)),
     },
     KafkaFamily {
@@ -263,6 +308,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| Some(Value::Int(t.lag_messages))),
     },
     KafkaFamily {
@@ -271,62 +317,70 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_eviction_seconds",
-        help: "Earliest time until retention may delete a record the group has not read on the topic, min over partitions.",
+        help: "Seconds until retention may delete a record the group has not read on the topic (earliest case), min over its behind partitions; 0 once records were evicted.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_retention_usage_ratio",
-        help: "Time lag divided by retention.ms on the topic, max over partitions.",
+        help: "Time lag of the group on the topic divided by its retention.ms, max over partitions: 0 fresh or caught up, 1 the next record may be deleted now.",
         kind: Kind::Gauge,
         unit: Some("ratio"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.retention_usage_ratio.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_evicted_messages",
-        help: "Records deleted by retention before the group read them, summed over the topic's partitions.",
+        help: "Records deleted (by retention or DeleteRecords) before the group read them, summed over the topic's partitions.",
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.evicted_messages.map(Value::Int)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_commit_stall_seconds",
-        help: "Time since the committed offset last advanced while behind, max over the topic's partitions.",
+        help: "Seconds since the committed offset last advanced (or, if later, since the partition fell behind), max over the topic's partitions; 0 when none is behind.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.commit_stall_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_skew_seconds",
-        help: "Max minus min time lag across the topic's partitions in the group: uneven consumption.",
+        help: "Max minus min time lag across the group's partitions of the topic whose time lag is known: uneven consumption.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Topic,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.lag_skew_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_rewinds",
-        help: "Times the group's committed offset moved backwards on the topic, since lagwatch started.",
+        help: "Times the group's committed offset moved backwards between polls on the topic, since lagwatch started.",
         kind: Kind::Counter,
         unit: None,
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.rewinds_total.map(Value::Uint)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_rewound_messages",
-        help: "Messages the group's committed offset moved back by on the topic, since lagwatch started.",
+        help: "Messages by which the group's committed offset moved backwards on the topic, summed since lagwatch started.",
         kind: Kind::Counter,
         unit: Some("messages"),
         level: Level::Always,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupTopic(|t| t.rewound_messages_total.map(Value::Uint)),
     },
     KafkaFamily {
@@ -335,6 +389,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         level: Level::Partition,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupPartition(|p| Some(Value::Int(p.committed_offset))),
     },
     KafkaFamily {
@@ -343,6 +398,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Partition,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupPartition(|p| Some(Value::Int(p.lag_messages))),
     },
     KafkaFamily {
@@ -351,14 +407,16 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Partition,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupPartition(|p| p.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_partition_eviction_seconds",
-        help: "Earliest time until retention may delete the next record the group will read on the partition.",
+        help: "Seconds until retention may delete the next record the group will read on the partition (earliest case); 0 once records were evicted; absent when not behind.",
         kind: Kind::Gauge,
         unit: Some("seconds"),
         level: Level::Partition,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupPartition(|p| p.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
@@ -367,7 +425,81 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         kind: Kind::Gauge,
         unit: Some("messages"),
         level: Level::Partition,
+        origin: Origin::Lagwatch,
         rows: Rows::GroupPartition(|p| p.evicted_messages.map(Value::Int)),
+    },
+    // kafka-lag-exporter's families (`compat: [kafka_lag_exporter]`), without its member labels
+    // (member_host, consumer_id, client_id): they would start new series on every rebalance.
+    // Lag is lagwatch's `max(0, H - max(C, L))`; time lag is lagwatch's, absent where unknown.
+    KafkaFamily {
+        name: "kafka_consumergroup_group_offset",
+        help: "kafka-lag-exporter compatibility: committed offset of the group on the partition (= kafka_consumergroup_partition_committed_offset).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Partition,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.committed_offset))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_lag",
+        help: "kafka-lag-exporter compatibility: messages the group can still read on the partition (= kafka_consumergroup_partition_lag_messages).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Partition,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.lag_messages))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_lag_seconds",
+        help: "kafka-lag-exporter compatibility: time lag of the group on the partition (= kafka_consumergroup_partition_lag_seconds); absent while unknown.",
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+        level: Level::Partition,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::GroupPartition(|p| p.lag_seconds.map(Value::Float)),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_max_lag",
+        help: "kafka-lag-exporter compatibility: highest partition lag of the group, in messages (max of kafka_consumergroup_partition_lag_messages).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::Group(|g| {
+            g.topics
+                .iter()
+                .flat_map(|t| &t.partitions)
+                .map(|p| p.lag_messages)
+                .max()
+                .map(Value::Int)
+        }),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_max_lag_seconds",
+        help: "kafka-lag-exporter compatibility: highest time lag of the group's partitions (= kafka_consumergroup_lag_seconds).",
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+        level: Level::Always,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::Group(|g| g.lag_seconds.map(Value::Float)),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_sum_lag",
+        help: "kafka-lag-exporter compatibility: messages the group can still read, summed over its partitions (= kafka_consumergroup_lag_messages).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Always,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::Group(|g| Some(Value::Int(g.lag_messages))),
+    },
+    KafkaFamily {
+        name: "kafka_consumergroup_group_topic_sum_lag",
+        help: "kafka-lag-exporter compatibility: messages the group can still read on the topic (= kafka_consumergroup_topic_lag_messages).",
+        kind: Kind::Gauge,
+        unit: None,
+        level: Level::Topic,
+        origin: Origin::KafkaLagExporter,
+        rows: Rows::GroupTopic(|t| Some(Value::Int(t.lag_messages))),
     },
 ];
 
@@ -518,6 +650,54 @@ mod tests {
             let partition_rows =
                 matches!(f.rows, Rows::TopicPartition(_) | Rows::GroupPartition(_));
             assert_eq!(partition_rows, f.level == Level::Partition, "{}", f.name);
+        }
+    }
+
+    #[test]
+    fn origins_follow_the_names() {
+        // kafka-lag-exporter's families are its `kafka_consumergroup_group_*`; the names both
+        // use are exactly `kafka_partition_*` (PRODUCT.md §8).
+        let compat: Vec<&str> = KAFKA_FAMILIES
+            .iter()
+            .filter(|f| f.origin == Origin::KafkaLagExporter)
+            .map(|f| f.name)
+            .collect();
+        assert_eq!(
+            compat,
+            [
+                "kafka_consumergroup_group_offset",
+                "kafka_consumergroup_group_lag",
+                "kafka_consumergroup_group_lag_seconds",
+                "kafka_consumergroup_group_max_lag",
+                "kafka_consumergroup_group_max_lag_seconds",
+                "kafka_consumergroup_group_sum_lag",
+                "kafka_consumergroup_group_topic_sum_lag",
+            ]
+        );
+        for f in KAFKA_FAMILIES {
+            assert_eq!(
+                f.origin == Origin::Shared,
+                f.name.starts_with("kafka_partition_"),
+                "{}",
+                f.name
+            );
+        }
+        // (origin, compat on, emitted, carries cluster_name)
+        let cases = [
+            (Origin::Lagwatch, false, true, false),
+            (Origin::Lagwatch, true, true, false),
+            (Origin::Shared, false, true, false),
+            (Origin::Shared, true, true, true),
+            (Origin::KafkaLagExporter, false, false, false),
+            (Origin::KafkaLagExporter, true, true, true),
+        ];
+        for (origin, compat, emitted, cluster_name) in cases {
+            assert_eq!(origin.emitted(compat), emitted, "{origin:?} {compat}");
+            assert_eq!(
+                origin.cluster_name(compat),
+                cluster_name,
+                "{origin:?} {compat}"
+            );
         }
     }
 }

@@ -1,13 +1,14 @@
 //! Metrics: renders the latest report of every cluster, plus the exporter's own metrics, into the
 //! buffers `/metrics` serves. Rendering happens once per poll, never per scrape.
 //!
-//! - `families`: the table of every family (name, type, unit, level, rows); one entry per family.
+//! - `families`: the table of every family (name, type, unit, level, origin, rows); one entry
+//!   per family, kafka-lag-exporter's compatibility families included.
 //! - `guard`: the `max_series` guard, which drops whole levels of detail, finest first.
 //! - `encode`: a prometheus-client `Collector` over the reports, family by family, and the text,
 //!   OpenMetrics and gzip encodings.
 //!
 //! `docs/metrics.md` documents every family, the granularity and guard rules and content
-//! negotiation.
+//! negotiation; `docs/migration.md` the compatibility families.
 
 mod encode;
 mod families;
@@ -125,8 +126,9 @@ pub struct RenderSettings {
     pub version: &'static str,
     /// `lagwatch_build_info{revision}`.
     pub revision: String,
-    /// `compat: [kafka_lag_exporter]` (PRODUCT.md §8). Its families are not rendered by this
-    /// version: the flag has no effect on the output.
+    /// `compat: [kafka_lag_exporter]` (PRODUCT.md §8): also render kafka-lag-exporter's
+    /// families, and `cluster_name` on `kafka_partition_*` (`docs/migration.md`). They belong to
+    /// the levels of detail like lagwatch's own and count toward `max_series`.
     pub compat_kafka_lag_exporter: bool,
     /// Shard 0 of a sharded deployment (or no sharding); other shards omit `kafka_topic_*` and
     /// `kafka_partition_*` so that sums over shards count every topic once.
@@ -171,7 +173,10 @@ pub fn render(clusters: &[ClusterMetrics], settings: &RenderSettings) -> Rendere
                 return counts;
             };
             for (family, total) in KAFKA_FAMILIES.iter().zip(family_series.iter_mut()) {
-                if family.level > requested || (family.rows.topic_wide() && !settings.shard_zero) {
+                if family.level > requested
+                    || (family.rows.topic_wide() && !settings.shard_zero)
+                    || !family.origin.emitted(settings.compat_kafka_lag_exporter)
+                {
                     continue;
                 }
                 let n = family.rows.count(report);
@@ -203,6 +208,7 @@ pub fn render(clusters: &[ClusterMetrics], settings: &RenderSettings) -> Rendere
             .zip(&family_series)
             .map(|(family, n)| family.level <= finest && *n > 0)
             .collect(),
+        compat_kafka_lag_exporter: settings.compat_kafka_lag_exporter,
         version: settings.version,
         revision: settings.revision.clone(),
     };

@@ -284,26 +284,35 @@ fn max_series_counts_only_configured_levels_as_dropped() {
 
 #[test]
 fn every_family_has_one_descriptor_block_across_clusters() {
-    let r = render(
-        &[
-            cluster("a", Some(report())),
-            cluster("b", Some(report())),
-            cluster("c", None),
-        ],
-        &settings(Granularity::Partition),
-    );
-    for exposition in [text(&r), om(&r)] {
-        let mut seen = std::collections::HashSet::new();
-        let mut current = "";
-        for line in exposition.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap_or_default();
-                assert!(seen.insert(name.to_owned()), "{name} has two TYPE lines");
-                current = name;
-            } else if !line.starts_with('#') {
-                // Every sample belongs to the family of the last TYPE line.
-                let base = current.strip_suffix("_total").unwrap_or(current);
-                assert!(line.starts_with(base), "{line} after TYPE {current}");
+    for compat in [false, true] {
+        let mut s = settings(Granularity::Partition);
+        s.compat_kafka_lag_exporter = compat;
+        let r = render(
+            &[
+                cluster("a", Some(report_with_analytics())),
+                cluster("b", Some(report_with_analytics())),
+                cluster("c", None),
+            ],
+            &s,
+        );
+        for exposition in [text(&r), om(&r)] {
+            let mut seen = std::collections::HashSet::new();
+            let mut current = "";
+            for line in exposition.lines() {
+                if let Some(rest) = line.strip_prefix("# TYPE ") {
+                    let name = rest.split(' ').next().unwrap_or_default();
+                    assert!(seen.insert(name.to_owned()), "{name} has two TYPE lines");
+                    current = name;
+                } else if !line.starts_with('#') {
+                    // Every sample belongs to the family of the last TYPE line.
+                    let base = current.strip_suffix("_total").unwrap_or(current);
+                    let name = line.split(['{', ' ']).next().unwrap_or_default();
+                    let suffix = name.strip_prefix(base);
+                    assert!(
+                        matches!(suffix, Some("" | "_total" | "_sum" | "_count" | "_bucket")),
+                        "{line} after TYPE {current} (compat {compat})"
+                    );
+                }
             }
         }
     }
@@ -490,13 +499,352 @@ fn no_clusters_still_renders_build_info() {
     assert_eq!((r.series, r.dropped), (0, 0));
 }
 
+/// `report()` with the analytics fields set as `Report::apply_analytics` would (aggregates
+/// consistent with the partitions): billing is `evicting` (4 messages evicted on payments/0),
+/// orders/2's time lag is not known yet, billing rewound once on orders; shipping is `ok`.
+///
+/// Series per level: always 32, topic 18, partition 30 (80); kafka-lag-exporter's families add
+/// always 6, topic 3, partition 14 (23).
+fn report_with_analytics() -> Arc<Report> {
+    let mut report = (*report()).clone();
+    type Partition = (Option<f64>, Option<f64>, Option<f64>, i64, f64);
+    // (lag s, eviction s, usage, evicted, stall s) per partition, in report order.
+    let partitions: [&[Partition]; 3] = [
+        &[
+            (Some(36.0), Some(3564.0), Some(0.01), 0, 30.0),
+            (Some(0.0), None, Some(0.0), 0, 0.0),
+            (None, None, None, 0, 90.0),
+        ],
+        &[(Some(12.5), None, None, 4, 0.0)],
+        &[(Some(0.0), None, Some(0.0), 0, 0.0)],
+    ];
+    let topics = report.groups.iter_mut().flat_map(|g| &mut g.topics);
+    for (t, values) in topics.zip(partitions) {
+        for (p, &(lag, eviction, usage, evicted, stall)) in t.partitions.iter_mut().zip(values) {
+            p.lag_seconds = lag;
+            p.eviction_seconds = eviction;
+            p.retention_usage_ratio = usage;
+            p.evicted_messages = Some(evicted);
+            p.commit_stall_seconds = Some(stall);
+        }
+    }
+    let max = |v: &mut dyn Iterator<Item = Option<f64>>| v.flatten().reduce(f64::max);
+    let min = |v: &mut dyn Iterator<Item = Option<f64>>| v.flatten().reduce(f64::min);
+    for g in &mut report.groups {
+        for t in &mut g.topics {
+            let ps = &t.partitions;
+            t.lag_seconds = max(&mut ps.iter().map(|p| p.lag_seconds));
+            t.eviction_seconds = min(&mut ps.iter().map(|p| p.eviction_seconds));
+            t.retention_usage_ratio = max(&mut ps.iter().map(|p| p.retention_usage_ratio));
+            t.evicted_messages = Some(ps.iter().filter_map(|p| p.evicted_messages).sum());
+            t.commit_stall_seconds = max(&mut ps.iter().map(|p| p.commit_stall_seconds));
+            t.lag_skew_seconds = max(&mut ps.iter().map(|p| p.lag_seconds))
+                .zip(min(&mut ps.iter().map(|p| p.lag_seconds)))
+                .map(|(hi, lo)| hi - lo);
+            t.rewinds_total = Some(0);
+            t.rewound_messages_total = Some(0);
+        }
+        let ts = &g.topics;
+        g.lag_seconds = max(&mut ts.iter().map(|t| t.lag_seconds));
+        g.eviction_seconds = min(&mut ts.iter().map(|t| t.eviction_seconds));
+        g.retention_usage_ratio = max(&mut ts.iter().map(|t| t.retention_usage_ratio));
+        g.evicted_messages = Some(ts.iter().filter_map(|t| t.evicted_messages).sum());
+        g.commit_stall_seconds = max(&mut ts.iter().map(|t| t.commit_stall_seconds));
+        g.status = Some(if g.evicted_messages > Some(0) {
+            model::analytics::Status::Evicting
+        } else {
+            model::analytics::Status::Ok
+        });
+    }
+    report.groups[0].topics[0].rewinds_total = Some(1);
+    report.groups[0].topics[0].rewound_messages_total = Some(7);
+    Arc::new(report)
+}
+
+/// Sample lines as (family, labels without `cluster_name`, value).
+fn samples_by_family(exposition: &str) -> Vec<(&str, String, f64)> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (name, labels) = series.split_once('{')?;
+            let labels = labels.replace(r#"cluster_name="a","#, "");
+            Some((name, labels, value.parse().ok()?))
+        })
+        .collect()
+}
+
+fn family_samples(exposition: &str, family: &str) -> Vec<(String, f64)> {
+    samples_by_family(exposition)
+        .into_iter()
+        .filter(|(name, _, _)| *name == family)
+        .map(|(_, labels, value)| (labels, value))
+        .collect()
+}
+
 #[test]
-fn compat_flag_changes_nothing_yet() {
+fn analytics_families_emit_exact_values() {
+    let r = render(
+        &[cluster("a", Some(report_with_analytics()))],
+        &settings(Granularity::Partition),
+    );
+    for exposition in [text(&r), om(&r)] {
+        let lines: Vec<&str> = exposition.lines().collect();
+        let expected = [
+            r#"kafka_consumergroup_status{cluster="a",group="billing",status="evicting"} 1"#,
+            r#"kafka_consumergroup_status{cluster="a",group="shipping",status="ok"} 1"#,
+            r#"kafka_consumergroup_lag_seconds{cluster="a",group="billing"} 36.0"#,
+            r#"kafka_consumergroup_lag_seconds{cluster="a",group="shipping"} 0.0"#,
+            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="billing"} 3564.0"#,
+            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="billing"} 0.01"#,
+            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="shipping"} 0.0"#,
+            r#"kafka_consumergroup_evicted_messages{cluster="a",group="billing"} 4"#,
+            r#"kafka_consumergroup_evicted_messages{cluster="a",group="shipping"} 0"#,
+            r#"kafka_consumergroup_commit_stall_seconds{cluster="a",group="billing"} 90.0"#,
+            r#"kafka_consumergroup_topic_lag_seconds{cluster="a",group="billing",topic="payments"} 12.5"#,
+            r#"kafka_consumergroup_topic_eviction_seconds{cluster="a",group="billing",topic="orders"} 3564.0"#,
+            r#"kafka_consumergroup_topic_retention_usage_ratio{cluster="a",group="billing",topic="orders"} 0.01"#,
+            r#"kafka_consumergroup_topic_evicted_messages{cluster="a",group="billing",topic="payments"} 4"#,
+            r#"kafka_consumergroup_topic_commit_stall_seconds{cluster="a",group="billing",topic="orders"} 90.0"#,
+            r#"kafka_consumergroup_topic_lag_skew_seconds{cluster="a",group="billing",topic="orders"} 36.0"#,
+            r#"kafka_consumergroup_rewinds_total{cluster="a",group="billing",topic="orders"} 1"#,
+            r#"kafka_consumergroup_rewinds_total{cluster="a",group="shipping",topic="orders"} 0"#,
+            r#"kafka_consumergroup_rewound_messages_total{cluster="a",group="billing",topic="orders"} 7"#,
+            r#"kafka_consumergroup_partition_lag_seconds{cluster="a",group="billing",topic="orders",partition="0"} 36.0"#,
+            r#"kafka_consumergroup_partition_eviction_seconds{cluster="a",group="billing",topic="orders",partition="0"} 3564.0"#,
+            r#"kafka_consumergroup_partition_evicted_messages{cluster="a",group="billing",topic="payments",partition="0"} 4"#,
+        ];
+        for line in expected {
+            assert!(lines.contains(&line), "missing {line}\n{exposition}");
+        }
+        // Absent, not -1 or NaN: time lag not read yet (orders/2); eviction countdown of a
+        // partition that is not behind, and of a topic whose retention is unknown (payments).
+        for absent in [
+            r#"kafka_consumergroup_partition_lag_seconds{cluster="a",group="billing",topic="orders",partition="2"}"#,
+            r#"kafka_consumergroup_partition_eviction_seconds{cluster="a",group="billing",topic="orders",partition="1"}"#,
+            r#"kafka_consumergroup_topic_eviction_seconds{cluster="a",group="billing",topic="payments"}"#,
+            r#"kafka_consumergroup_topic_retention_usage_ratio{cluster="a",group="billing",topic="payments"}"#,
+            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="shipping"}"#,
+        ] {
+            assert!(!exposition.contains(absent), "{absent}\n{exposition}");
+        }
+        assert!(!exposition.contains("NaN"));
+        assert_eq!(kafka_samples(exposition).len(), 80);
+    }
+    // Counters: `_total` in both formats' samples, TYPE names the family without it in
+    // OpenMetrics only.
+    assert!(text(&r).contains("# TYPE kafka_consumergroup_rewinds_total counter\n"));
+    assert!(om(&r).contains("# TYPE kafka_consumergroup_rewinds counter\n"));
+    assert!(om(&r).contains("# UNIT kafka_consumergroup_retention_usage_ratio ratio\n"));
+    assert_eq!((r.series, r.dropped), (80, 0));
+}
+
+#[test]
+fn compat_off_emits_no_kafka_lag_exporter_family() {
+    let r = render(
+        &[cluster("a", Some(report_with_analytics()))],
+        &settings(Granularity::Partition),
+    );
+    for exposition in [text(&r), om(&r)] {
+        assert!(
+            !exposition.contains("kafka_consumergroup_group_"),
+            "{exposition}"
+        );
+        assert!(!exposition.contains("cluster_name"), "{exposition}");
+    }
+    assert_eq!((r.series, r.dropped), (80, 0));
+}
+
+#[test]
+fn compat_aliases_carry_the_native_values() {
     let mut s = settings(Granularity::Partition);
-    let plain = render(&[cluster("a", Some(report()))], &s);
+    let native = render(&[cluster("a", Some(report_with_analytics()))], &s);
     s.compat_kafka_lag_exporter = true;
-    let compat = render(&[cluster("a", Some(report()))], &s);
-    assert_eq!(plain.text, compat.text);
+    let r = render(&[cluster("a", Some(report_with_analytics()))], &s);
+    assert_eq!((r.series, r.dropped), (80 + 23, 0));
+    for exposition in [text(&r), om(&r)] {
+        // (kafka-lag-exporter family, lagwatch family with the same series and values)
+        let aliases = [
+            (
+                "kafka_consumergroup_group_sum_lag",
+                "kafka_consumergroup_lag_messages",
+            ),
+            (
+                "kafka_consumergroup_group_max_lag_seconds",
+                "kafka_consumergroup_lag_seconds",
+            ),
+            (
+                "kafka_consumergroup_group_topic_sum_lag",
+                "kafka_consumergroup_topic_lag_messages",
+            ),
+            (
+                "kafka_consumergroup_group_lag",
+                "kafka_consumergroup_partition_lag_messages",
+            ),
+            (
+                "kafka_consumergroup_group_lag_seconds",
+                "kafka_consumergroup_partition_lag_seconds",
+            ),
+            (
+                "kafka_consumergroup_group_offset",
+                "kafka_consumergroup_partition_committed_offset",
+            ),
+        ];
+        for (alias, family) in aliases {
+            let want = family_samples(exposition, family);
+            assert!(!want.is_empty(), "{family}");
+            assert_eq!(
+                family_samples(exposition, alias),
+                want,
+                "{alias} vs {family}"
+            );
+        }
+        // max_lag: the highest partition lag of each group.
+        let mut max_lag = std::collections::BTreeMap::<String, f64>::new();
+        for (labels, lag) in
+            family_samples(exposition, "kafka_consumergroup_partition_lag_messages")
+        {
+            let group = labels
+                .split(",topic=")
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let max = max_lag.entry(group + "}").or_insert(f64::MIN);
+            *max = max.max(lag);
+        }
+        let max_lag: Vec<(String, f64)> = max_lag.into_iter().collect();
+        assert_eq!(
+            family_samples(exposition, "kafka_consumergroup_group_max_lag"),
+            max_lag
+        );
+        let lines: Vec<&str> = exposition.lines().collect();
+        for line in [
+            r#"kafka_consumergroup_group_max_lag{cluster="a",cluster_name="a",group="billing"} 20"#,
+            r#"kafka_consumergroup_group_max_lag{cluster="a",cluster_name="a",group="shipping"} 0"#,
+            r#"kafka_consumergroup_group_sum_lag{cluster="a",cluster_name="a",group="billing"} 30"#,
+            r#"kafka_consumergroup_group_max_lag_seconds{cluster="a",cluster_name="a",group="billing"} 36.0"#,
+            r#"kafka_consumergroup_group_topic_sum_lag{cluster="a",cluster_name="a",group="billing",topic="orders"} 26"#,
+            r#"kafka_consumergroup_group_lag{cluster="a",cluster_name="a",group="billing",topic="orders",partition="2"} 20"#,
+            r#"kafka_consumergroup_group_lag_seconds{cluster="a",cluster_name="a",group="billing",topic="payments",partition="0"} 12.5"#,
+            // Shared names: emitted once, with cluster_name beside cluster.
+            r#"kafka_partition_latest_offset{cluster="a",cluster_name="a",topic="orders",partition="2"} 30"#,
+            r#"kafka_partition_earliest_offset{cluster="a",cluster_name="a",topic="payments",partition="0"} 5"#,
+        ] {
+            assert!(lines.contains(&line), "missing {line}\n{exposition}");
+        }
+        // Time lag not read yet: absent from the alias too.
+        assert!(!exposition.contains(
+            r#"kafka_consumergroup_group_lag_seconds{cluster="a",cluster_name="a",group="billing",topic="orders",partition="2"}"#
+        ));
+        assert_eq!(
+            exposition
+                .matches("# TYPE kafka_partition_latest_offset gauge\n")
+                .count(),
+            1
+        );
+        // Only the shared and kafka-lag-exporter families carry cluster_name.
+        for line in kafka_samples(exposition) {
+            let aliased = line.starts_with("kafka_consumergroup_group_")
+                || line.starts_with("kafka_partition_");
+            assert_eq!(line.contains("cluster_name="), aliased, "{line}");
+        }
+    }
+    // The lagwatch families are unchanged by compat: same samples, same order.
+    let native_lines: Vec<&str> = text(&native)
+        .lines()
+        .filter(|l| l.starts_with("kafka_") && !l.starts_with("kafka_partition_"))
+        .collect();
+    let compat_lines: Vec<&str> = text(&r)
+        .lines()
+        .filter(|l| l.starts_with("kafka_") && !l.starts_with("kafka_partition_"))
+        .filter(|l| !l.starts_with("kafka_consumergroup_group_"))
+        .collect();
+    assert_eq!(native_lines, compat_lines);
+}
+
+#[test]
+fn compat_families_follow_granularity_and_the_guard() {
+    // (granularity, max_series, series, dropped, families present, families absent)
+    let group_level = [
+        "kafka_consumergroup_group_max_lag",
+        "kafka_consumergroup_group_max_lag_seconds",
+        "kafka_consumergroup_group_sum_lag",
+    ];
+    let topic_level = ["kafka_consumergroup_group_topic_sum_lag"];
+    let partition_level = [
+        "kafka_consumergroup_group_lag",
+        "kafka_consumergroup_group_lag_seconds",
+        "kafka_consumergroup_group_offset",
+    ];
+    let with = |parts: &[&[&'static str]]| parts.concat();
+    type Case = (
+        Granularity,
+        usize,
+        usize,
+        usize,
+        Vec<&'static str>,
+        Vec<&'static str>,
+    );
+    let cases: [Case; 5] = [
+        (
+            Granularity::Group,
+            100_000,
+            32 + 6,
+            0,
+            with(&[&group_level]),
+            with(&[&topic_level, &partition_level]),
+        ),
+        (
+            Granularity::Topic,
+            100_000,
+            32 + 6 + 18 + 3,
+            0,
+            with(&[&group_level, &topic_level]),
+            with(&[&partition_level]),
+        ),
+        (
+            Granularity::Partition,
+            103,
+            103,
+            0,
+            with(&[&group_level, &topic_level, &partition_level]),
+            vec![],
+        ),
+        // The compat series count: one over the limit drops the partition level, theirs too.
+        (
+            Granularity::Partition,
+            102,
+            59,
+            44,
+            with(&[&group_level, &topic_level]),
+            with(&[&partition_level]),
+        ),
+        (
+            Granularity::Partition,
+            58,
+            38,
+            65,
+            with(&[&group_level]),
+            with(&[&topic_level, &partition_level]),
+        ),
+    ];
+    for (granularity, max_series, series, dropped, present, absent) in cases {
+        let mut s = settings(granularity);
+        s.compat_kafka_lag_exporter = true;
+        s.max_series = max_series;
+        let r = render(&[cluster("a", Some(report_with_analytics()))], &s);
+        let t = text(&r);
+        let why = format!("{granularity:?}, max_series {max_series}");
+        assert_eq!((r.series, r.dropped), (series, dropped), "{why}");
+        assert_eq!(kafka_samples(t).len(), series, "{why}");
+        for name in present {
+            assert!(has_family(t, name), "{why}: {name} missing");
+        }
+        for name in absent {
+            assert!(!has_family(t, name), "{why}: {name} present");
+        }
+    }
 }
 
 #[test]
