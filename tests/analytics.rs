@@ -3,13 +3,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::{unique, Broker, Engine, Exposition, Lagwatch};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -246,13 +242,6 @@ fn interpolated_time_lag_follows_steady_production() {
     );
 }
 
-fn commit_with(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
-        .expect("tpl");
-    consumer.commit(&tpl, CommitMode::Sync).expect("commit");
-}
-
 #[test]
 fn a_commit_moving_backwards_counts_a_rewind_and_the_rewound_messages() {
     let broker = Broker::start(Engine::Memory);
@@ -301,34 +290,7 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
     broker.produce(&topic, 0, 10, None);
 
     // A live member that committed offset 2 once and never again (a poison message).
-    let consumer: BaseConsumer = broker
-        .client_config()
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&topic]).expect("subscribe");
-    let stop = Arc::new(AtomicBool::new(false));
-    let member = {
-        let stop = stop.clone();
-        let topic = topic.clone();
-        std::thread::spawn(move || {
-            let mut committed = false;
-            while !stop.load(Ordering::Relaxed) {
-                let _ = consumer.poll(Duration::from_millis(100));
-                if !committed
-                    && !consumer
-                        .assignment()
-                        .map(|a| a.count() == 0)
-                        .unwrap_or(true)
-                {
-                    commit_with(&consumer, &topic, 0, 2);
-                    committed = true;
-                }
-            }
-        })
-    };
+    let _member = broker.member(&group, &topic, Some(2));
 
     let lw = Lagwatch::start(&config(
         &broker,
@@ -367,8 +329,6 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
             .expect("stall")
             >= 8.0
     );
-    stop.store(true, Ordering::Relaxed);
-    member.join().expect("member");
 }
 
 #[test]

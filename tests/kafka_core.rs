@@ -5,7 +5,6 @@ mod common;
 use std::time::Duration;
 
 use common::{unique, Broker, Engine, Exposition, Lagwatch};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -190,29 +189,7 @@ fn a_group_with_live_members_shows_them_and_its_state() {
     broker.create_topic(&topic, 2, &[]);
     broker.produce(&topic, 0, 3, None);
 
-    let consumer: BaseConsumer = broker
-        .client_config()
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "30000")
-        .create()
-        .expect("consumer");
-    consumer.subscribe(&[&topic]).expect("subscribe");
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let poller = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            let mut committed = false;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                if let Some(Ok(_)) = consumer.poll(Duration::from_millis(100)) {
-                    if !committed {
-                        committed = consumer.commit_consumer_state(CommitMode::Sync).is_ok();
-                    }
-                }
-            }
-        })
-    };
+    let _member = broker.member(&group, &topic, None);
 
     let lw = Lagwatch::start(&config(
         &broker,
@@ -233,8 +210,6 @@ fn a_group_with_live_members_shows_them_and_its_state() {
         1.0,
         "one state series per group"
     );
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    poller.join().expect("poller");
 }
 
 /// Requests per poll, measured over several polls from `lagwatch_kafka_requests_total`.

@@ -99,19 +99,11 @@ fn list_groups_reports_unknown_state_for_a_group_describe_groups_sees_stable() {
     let group = unique("members");
     broker.create_topic(&topic, 1, &[]);
     broker.produce(&topic, 0, 1, None);
-    let member: BaseConsumer = broker
-        .client_config()
-        .set("group.id", &group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    member.subscribe(&[&topic]).expect("subscribe");
+    let _member = broker.member(&group, &topic, None);
     let admin: BaseConsumer = broker.client_config().create().expect("client");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let described = loop {
-        let _ = member.poll(Duration::from_millis(200));
-        let _ = member.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
+        std::thread::sleep(Duration::from_millis(200));
         let list = admin
             .fetch_group_list(Some(&group), Duration::from_secs(5))
             .expect("DescribeGroups");

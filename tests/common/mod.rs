@@ -412,27 +412,36 @@ impl Lagwatch {
         Exposition::parse(&body)
     }
 
-    /// Polls `/metrics` until `check` accepts it or `timeout` passes; returns the last exposition.
+    /// Polls `/metrics` until `check` accepts it or `timeout` passes; returns the exposition.
     pub fn wait_for(
         &self,
         timeout: Duration,
         what: &str,
         check: impl Fn(&Exposition) -> bool,
     ) -> Exposition {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self.metrics();
-            if check(&m) {
-                return m;
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "timed out after {timeout:?} waiting for {what}; last exposition:\n{}",
-                    m.text
-                );
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        wait_for_metrics(|| self.metrics(), timeout, what, check)
+    }
+}
+
+/// Fetches expositions until `check` accepts one or `timeout` passes (then panics with the last).
+pub fn wait_for_metrics(
+    fetch: impl Fn() -> Exposition,
+    timeout: Duration,
+    what: &str,
+    check: impl Fn(&Exposition) -> bool,
+) -> Exposition {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let m = fetch();
+        if check(&m) {
+            return m;
         }
+        assert!(
+            Instant::now() <= deadline,
+            "timed out after {timeout:?} waiting for {what}; last exposition:\n{}",
+            m.text
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 
@@ -570,19 +579,7 @@ impl LagwatchProcess {
         what: &str,
         check: impl Fn(&Exposition) -> bool,
     ) -> Exposition {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let m = self.metrics();
-            if check(&m) {
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{}",
-                m.text
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_for_metrics(|| self.metrics(), timeout, what, check)
     }
 
     /// What the process logged so far.
@@ -598,5 +595,67 @@ impl Drop for LagwatchProcess {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
         let _ = self.child.wait();
+    }
+}
+
+/// A live member of a consumer group, polling on its own thread until dropped.
+pub struct Member {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Broker {
+    /// Joins `group` on `topic` and, once partitions are assigned, commits `offset` on partition 0
+    /// once (`None`: the consumer's own position after its first record); never commits again,
+    /// like a consumer stuck on a poison message.
+    pub fn member(&self, group: &str, topic: &str, offset: Option<i64>) -> Member {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let consumer: BaseConsumer = self
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .expect("consumer");
+        consumer.subscribe(&[topic]).expect("subscribe");
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            let topic = topic.to_string();
+            std::thread::spawn(move || {
+                let mut committed = false;
+                while !stop.load(Ordering::Relaxed) {
+                    let record = consumer.poll(Duration::from_millis(100));
+                    if committed {
+                        continue;
+                    }
+                    committed = match offset {
+                        Some(o) if consumer.assignment().is_ok_and(|a| a.count() > 0) => {
+                            let mut tpl = TopicPartitionList::new();
+                            tpl.add_partition_offset(&topic, 0, Offset::Offset(o))
+                                .expect("tpl");
+                            consumer.commit(&tpl, CommitMode::Sync).is_ok()
+                        }
+                        None if matches!(record, Some(Ok(_))) => {
+                            consumer.commit_consumer_state(CommitMode::Sync).is_ok()
+                        }
+                        _ => false,
+                    };
+                }
+            })
+        };
+        Member {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
