@@ -110,6 +110,7 @@ pub async fn run(
     for (index, cluster) in config.clusters.iter().enumerate() {
         let collector_settings = CollectorSettings {
             cluster: cluster.clone(),
+            shard: config.shard.clone(),
             offset_fetch_concurrency: config.offset_fetch_concurrency,
             config_refresh: config.config_refresh,
         };

@@ -77,6 +77,7 @@ pub fn collect(config: &Config, options: &LagOptions) -> Result<Vec<GroupRow>, L
         };
         let mut collector = ClusterCollector::new(CollectorSettings {
             cluster: cluster.clone(),
+            shard: config.shard.clone(),
             offset_fetch_concurrency: config.offset_fetch_concurrency,
             config_refresh: config.config_refresh,
         })

@@ -344,3 +344,62 @@ fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
             && m.value("kafka_topic_partitions", &[("topic", recovered.as_str())]) == Some(1.0)
     });
 }
+
+#[test]
+fn shards_split_the_groups_and_only_shard_0_reports_topics() {
+    let broker = Broker::start(Engine::Memory);
+    let topic = unique("sharded");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 4, None);
+    let prefix = unique("shard");
+    let groups: Vec<String> = (0..8).map(|i| format!("{prefix}-g{i}")).collect();
+    for g in &groups {
+        broker.commit(g, &[(&topic, 0, 1)]);
+    }
+    let shard = |index: u32| {
+        Lagwatch::start(&format!(
+            "listen: \"127.0.0.1:0\"\npoll_interval: 1s\nshard: {{ index: {index}, count: 2 }}\nclusters:\n  - name: test\n    bootstrap_servers: \"{}\"\n    groups: {{ include: [\"^{prefix}-\"] }}\n    topics: {{ include: [\"^{topic}$\"] }}\n",
+            broker.bootstrap()
+        ))
+    };
+    let (zero, one) = (shard(0), shard(1));
+    let owned = |lw: &Lagwatch| -> Vec<String> {
+        let m = lw.wait_for(WAIT, "a poll", |m| {
+            m.value(
+                "lagwatch_poll_duration_seconds_count",
+                &[("cluster", "test")],
+            )
+            .unwrap_or(0.0)
+                >= 2.0
+        });
+        groups
+            .iter()
+            .filter(|g| {
+                m.value("kafka_consumergroup_lag_messages", &[("group", g.as_str())])
+                    .is_some()
+            })
+            .cloned()
+            .collect()
+    };
+    let (a, b) = (owned(&zero), owned(&one));
+    assert_eq!(
+        a.len() + b.len(),
+        groups.len(),
+        "every group in exactly one shard: {a:?} {b:?}"
+    );
+    assert!(a.iter().all(|g| !b.contains(g)));
+    assert!(
+        !a.is_empty() && !b.is_empty(),
+        "8 groups over 2 shards: {a:?} {b:?}"
+    );
+    assert_eq!(
+        zero.metrics()
+            .value("kafka_topic_partitions", &[("topic", topic.as_str())]),
+        Some(1.0)
+    );
+    assert_eq!(
+        one.metrics()
+            .value("kafka_topic_partitions", &[("topic", topic.as_str())]),
+        None
+    );
+}

@@ -110,7 +110,7 @@ fn list_groups_reports_unknown_state_for_a_group_describe_groups_sees_stable() {
         if let Some(g) = list
             .groups()
             .iter()
-            .find(|g| g.name() == group && g.state() == "Stable")
+            .find(|g| g.name() == group && g.state() == "Stable" && g.members().len() == 1)
         {
             break g.state().to_string();
         }
@@ -131,5 +131,27 @@ fn list_groups_reports_unknown_state_for_a_group_describe_groups_sees_stable() {
     assert_eq!(
         entry.state, "Unknown",
         "Tansu's ListGroups now reports state: describing could be skipped"
+    );
+
+    // KIP-848's ConsumerGroupDescribe (librdkafka's DescribeConsumerGroups) sees no members of
+    // the same group, which DescribeGroups reports with one: classic groups are described the
+    // classic way.
+    let described = lagwatch::kafka::admin_sys::describe_consumer_groups(
+        admin.client(),
+        std::slice::from_ref(&group),
+        Duration::from_secs(10),
+    )
+    .expect("DescribeConsumerGroups");
+    let members: Vec<u32> = described
+        .iter()
+        .filter_map(|d| d.as_ref().ok())
+        .filter(|d| d.group_id == group)
+        .map(|d| d.members)
+        .collect();
+    eprintln!("DescribeConsumerGroups: {described:?}");
+    assert_eq!(members.len(), 1, "{described:?}");
+    assert!(
+        members.iter().all(|m| *m == 0),
+        "Tansu's ConsumerGroupDescribe now reports members ({members:?}): {described:?}"
     );
 }

@@ -22,7 +22,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::{ClusterConfig, Isolation};
+use crate::config::{ClusterConfig, Isolation, ShardConfig};
 use crate::metrics::Stage;
 use crate::model::{
     CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
@@ -78,6 +78,8 @@ impl PollOutcome {
 #[derive(Debug, Clone)]
 pub struct CollectorSettings {
     pub cluster: ClusterConfig,
+    /// Which groups this replica polls.
+    pub shard: ShardConfig,
     pub offset_fetch_concurrency: usize,
     pub config_refresh: Duration,
 }
@@ -404,7 +406,7 @@ impl ClusterCollector {
                     });
                 }
                 for g in list.groups {
-                    if selector.matches(&g.group_id) {
+                    if selector.matches(&g.group_id) && self.settings.shard.owns(&g.group_id) {
                         listed.insert(g.group_id, (GroupState::from_broker(g.state), g.kind));
                     }
                 }
