@@ -4,93 +4,16 @@
 //! - render of ~100,000 partition-level series, gzip copies included.
 
 use std::hint::black_box;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use lagwatch::config::Granularity;
-use lagwatch::metrics::{self, ClusterMetrics, RenderSettings};
-use lagwatch::model::{
-    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
-    TopicSnapshot,
-};
+use lagwatch::metrics;
+use lagwatch::model;
+use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics};
 
-/// `topics` topics of `partitions_per_topic` partitions; `groups` groups, each reading
-/// `topics_per_group` consecutive topics.
-fn snapshot(
-    topics: usize,
-    partitions_per_topic: i32,
-    groups: usize,
-    topics_per_group: usize,
-) -> Snapshot {
-    let names: Vec<Arc<str>> = (0..topics)
-        .map(|t| Arc::from(format!("topic-{t:05}")))
-        .collect();
-    let topic_snapshots = names
-        .iter()
-        .map(|name| TopicSnapshot {
-            name: name.clone(),
-            partitions: (0..partitions_per_topic)
-                .map(|p| PartitionOffsets {
-                    partition: p,
-                    earliest: 1_000,
-                    latest: 1_000_000 + i64::from(p),
-                })
-                .collect(),
-            config: TopicConfig {
-                retention_ms: Some(604_800_000),
-                retention_bytes: None,
-                cleanup_policy: Some("delete".into()),
-            },
-        })
-        .collect();
-    let group_snapshots = (0..groups)
-        .map(|g| {
-            let first = (g * topics_per_group) % topics;
-            let mut offsets = Vec::new();
-            for t in 0..topics_per_group {
-                let topic = &names[(first + t) % topics];
-                for p in 0..partitions_per_topic {
-                    offsets.push(CommittedOffset {
-                        topic: topic.clone(),
-                        partition: p,
-                        offset: 999_000 + (g as i64 % 1_000),
-                    });
-                }
-            }
-            offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-            GroupSnapshot {
-                id: format!("group-{g:05}"),
-                state: GroupState::Stable,
-                members: Some(4),
-                offsets,
-            }
-        })
-        .collect();
-    Snapshot {
-        taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        topics: topic_snapshots,
-        groups: group_snapshots,
-    }
-}
-
-fn cluster(report: model::Report) -> ClusterMetrics {
-    let mut c = ClusterMetrics::new("bench".to_string());
-    c.report = Some(Arc::new(report));
-    c.up = true;
-    c
-}
-
-fn settings(granularity: Granularity) -> RenderSettings {
-    RenderSettings {
-        granularity,
-        max_series: usize::MAX,
-        version: "bench",
-        revision: "bench".into(),
-        compat_kafka_lag_exporter: false,
-        shard_zero: true,
-    }
-}
+#[path = "support/synthetic.rs"]
+mod synthetic;
+use synthetic::{advance, cluster, settings, snapshot};
 
 fn bench(c: &mut Criterion) {
     // 2,000 topics × 10 partitions = 20,000 partitions; 2,000 groups × 50 topics × 10 = 1,000,000.
@@ -99,6 +22,23 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10);
     g.bench_function("model_report", |b| {
         b.iter(|| black_box(model::report(black_box(&large))))
+    });
+    // Time lag, eviction, skew and status: one poll's two phases on warm state (history and
+    // windows already built by earlier polls), as every poll but the first runs them.
+    let mut analytics = ClusterAnalytics::new(AnalyticsSettings::default());
+    let mut poll = large.clone();
+    for _ in 0..3 {
+        advance(&mut poll, 100);
+        analytics.plan_reads(&poll);
+        analytics.finish(&poll, &[], poll.taken_at);
+    }
+    g.bench_function("analytics_poll", |b| {
+        b.iter(|| {
+            advance(&mut poll, 100);
+            let plan = analytics.plan_reads(black_box(&poll));
+            black_box(plan.reads.len());
+            black_box(analytics.finish(&poll, &[], poll.taken_at))
+        })
     });
     let clusters = [cluster(model::report(&large))];
     let topic = settings(Granularity::Topic);
