@@ -182,7 +182,9 @@ fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
             .ok()
             .and_then(|p| Some(p.parent()?.parent()?.join("examples/workload")))
             .filter(|p| p.exists())
-            .expect("the workload example is built by `cargo test --all-targets`")
+            .expect(
+                "the workload example is missing: run `cargo build --examples` (as .ci/test does)",
+            )
     };
     let _workload = spawn(
         "workload",
