@@ -7,7 +7,7 @@
 
 use std::mem;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::history::{epoch_ms, HeadHistory, HeadSample, Recorded};
 use super::risk::{deleting_retention, evicted_messages, eviction_risk};
@@ -19,7 +19,9 @@ use super::timestamps::{
 };
 use super::window::{Observation, PartitionWindow};
 use crate::model::lag::partition_lag;
-use crate::model::snapshot::{CommittedOffset, GroupSnapshot, Snapshot, TopicSnapshot};
+use crate::model::snapshot::{
+    CommittedOffset, GroupSnapshot, PartitionOffsets, Snapshot, TopicSnapshot,
+};
 
 /// What the analytics concluded from one poll.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +142,8 @@ pub struct ClusterAnalytics {
     pending_reads: usize,
     /// Polls finished; marks which cache entries a poll used.
     polls: u64,
+    /// Scratch space of `finish`, kept so that polls do not allocate it again.
+    windows_scratch: Vec<PartitionWindow>,
 }
 
 impl ClusterAnalytics {
@@ -153,6 +157,7 @@ impl ClusterAnalytics {
             resume_reads_after: None,
             pending_reads: 0,
             polls: 0,
+            windows_scratch: Vec::new(),
         }
     }
 
@@ -165,13 +170,13 @@ impl ClusterAnalytics {
         self.record_heads(snapshot);
         let mut needed = Vec::new();
         for group in &snapshot.groups {
-            for (topic, commits) in topic_runs(group, &snapshot.topics) {
-                let heads = find_topic_heads(&self.heads, &topic.name);
+            for (ti, topic, commits) in topic_runs(group, &snapshot.topics) {
+                let heads = find_topic_heads(&self.heads, ti, &topic.name);
                 for commit in commits {
-                    let Some(offsets) = find_partition(topic, commit.partition) else {
+                    let Some((pi, offsets)) = find_partition(topic, commit.partition) else {
                         continue;
                     };
-                    let history = heads.and_then(|h| find_history(h, commit.partition));
+                    let history = heads.and_then(|h| find_history(h, pi, commit.partition));
                     let cache = &self.timestamps;
                     if let OldestUnread::Unknown(read) =
                         oldest_unread(&topic.name, offsets, commit.offset, history, |r| {
@@ -215,6 +220,13 @@ impl ClusterAnalytics {
             poll: self.polls,
             now_ms: epoch_ms(now),
             observed_ms: epoch_ms(snapshot.taken_at),
+            // Parsed once per topic, not once per group-topic.
+            retentions: snapshot
+                .topics
+                .iter()
+                .map(|t| deleting_retention(&t.config))
+                .collect(),
+            windows: mem::take(&mut self.windows_scratch),
             events: Vec::new(),
         };
         let mut previous = mem::take(&mut self.groups);
@@ -233,6 +245,7 @@ impl ClusterAnalytics {
             });
         }
         let events = poll.events;
+        self.windows_scratch = poll.windows;
         if !windows.is_sorted_by(|a, b| a.id <= b.id) {
             windows.sort_by(|a, b| a.id.cmp(&b.id));
         }
@@ -291,6 +304,11 @@ struct Poll<'a> {
     poll: u64,
     now_ms: i64,
     observed_ms: i64,
+    /// `deleting_retention` of each snapshot topic, by index.
+    retentions: Vec<Option<Duration>>,
+    /// One group-topic's new windows while its old ones are still read; kept across group-topics
+    /// (and polls) so that no group-topic allocates for it.
+    windows: Vec<PartitionWindow>,
     events: Vec<Event>,
 }
 
@@ -301,20 +319,32 @@ impl Poll<'_> {
         topics: &[TopicSnapshot],
         mut previous: Vec<TopicWindows>,
     ) -> (GroupAnalytics, Vec<TopicWindows>) {
-        let mut out_topics = Vec::new();
-        let mut windows = Vec::new();
+        let mut out_topics = Vec::with_capacity(previous.len());
+        let mut windows = Vec::with_capacity(previous.len());
         let mut status = Status::Ok;
-        for (topic, commits) in topic_runs(group, topics) {
-            let old = previous
-                .binary_search_by(|t| t.topic.as_ref().cmp(topic.name.as_ref()))
-                .ok()
-                .map(|i| TopicWindows {
-                    topic: topic.name.clone(),
-                    rewinds_total: previous[i].rewinds_total,
-                    rewound_messages_total: previous[i].rewound_messages_total,
-                    partitions: mem::take(&mut previous[i].partitions),
+        // Both `previous` and the runs are sorted by topic name, so the match of a run is usually
+        // where the last one left off.
+        let mut cursor = 0;
+        for (ti, topic, commits) in topic_runs(group, topics) {
+            let found = previous
+                .get(cursor)
+                .filter(|t| same_name(&t.topic, &topic.name))
+                .map(|_| cursor)
+                .or_else(|| {
+                    previous
+                        .binary_search_by(|t| t.topic.as_ref().cmp(topic.name.as_ref()))
+                        .ok()
                 });
-            let (analytics, state, topic_status) = self.topic(group, topic, commits, old);
+            let old = found.and_then(|i| {
+                cursor = i + 1;
+                previous.get_mut(i).map(|t| TopicWindows {
+                    topic: topic.name.clone(),
+                    rewinds_total: t.rewinds_total,
+                    rewound_messages_total: t.rewound_messages_total,
+                    partitions: mem::take(&mut t.partitions),
+                })
+            });
+            let (analytics, state, topic_status) = self.topic(group, ti, topic, commits, old);
             if analytics.partitions.is_empty() {
                 continue;
             }
@@ -338,9 +368,11 @@ impl Poll<'_> {
         (analytics, windows)
     }
 
+    /// `ti` is the index of `topic` in the snapshot.
     fn topic(
         &mut self,
         group: &GroupSnapshot,
+        ti: usize,
         topic: &TopicSnapshot,
         commits: &[CommittedOffset],
         previous: Option<TopicWindows>,
@@ -351,16 +383,19 @@ impl Poll<'_> {
             rewound_messages_total: 0,
             partitions: Vec::new(),
         });
-        let old = mem::replace(&mut state.partitions, Vec::with_capacity(commits.len()));
-        let heads = find_topic_heads(self.heads, &topic.name);
-        let retention = deleting_retention(&topic.config);
+        let heads = find_topic_heads(self.heads, ti, &topic.name);
+        let retention = self.retentions.get(ti).copied().flatten();
         let mut partitions = Vec::with_capacity(commits.len());
         let mut status = Status::Ok;
+        let old = &state.partitions;
+        self.windows.clear();
+        // Old windows are sorted by partition like the commits: usually the next one matches.
+        let mut cursor = 0;
         for commit in commits {
-            let Some(offsets) = find_partition(topic, commit.partition) else {
+            let Some((pi, offsets)) = find_partition(topic, commit.partition) else {
                 continue;
             };
-            let history = heads.and_then(|h| find_history(h, commit.partition));
+            let history = heads.and_then(|h| find_history(h, pi, commit.partition));
             let (timestamps, poll) = (&mut *self.timestamps, self.poll);
             let lag_seconds =
                 match oldest_unread(&topic.name, offsets, commit.offset, history, |r| {
@@ -382,9 +417,20 @@ impl Poll<'_> {
                 members: group.members,
                 observed_ms: self.observed_ms,
             };
-            let mut window = match old.binary_search_by_key(&commit.partition, |w| w.partition) {
-                Ok(i) => {
-                    let mut window = old[i];
+            let found = old
+                .get(cursor)
+                .filter(|w| w.partition == commit.partition)
+                .map(|_| cursor)
+                .or_else(|| {
+                    old.binary_search_by_key(&commit.partition, |w| w.partition)
+                        .ok()
+                });
+            let found = found.and_then(|i| {
+                cursor = i + 1;
+                old.get(i).copied()
+            });
+            let mut window = match found {
+                Some(mut window) => {
                     let from = window.committed;
                     if let Some(rewound) = window.observe(&observation) {
                         state.rewinds_total += 1;
@@ -399,7 +445,7 @@ impl Poll<'_> {
                     }
                     window
                 }
-                Err(_) => PartitionWindow::first(commit.partition, &observation),
+                None => PartitionWindow::first(commit.partition, &observation),
             };
             if window.note_evicted(evicted) {
                 self.events.push(Event::MessagesEvicted {
@@ -428,7 +474,7 @@ impl Poll<'_> {
                 commit_stall_seconds: stall,
             };
             status = group_status([status, partition_status(&facts, self.rules)]);
-            state.partitions.push(window);
+            self.windows.push(window);
             partitions.push(PartitionAnalytics {
                 partition: commit.partition,
                 lag_seconds,
@@ -438,6 +484,9 @@ impl Poll<'_> {
                 commit_stall_seconds: stall,
             });
         }
+        // Into the old allocation: the same partitions poll after poll, so it fits.
+        state.partitions.clear();
+        state.partitions.extend_from_slice(&self.windows);
         let analytics = GroupTopicAnalytics {
             topic: topic.name.clone(),
             lag_seconds: max_known(partitions.iter().map(|p| p.lag_seconds)),
@@ -457,43 +506,86 @@ impl Poll<'_> {
     }
 }
 
-/// The group's commits one topic at a time, for topics present in the snapshot (commits on
-/// vanished or unselected topics are skipped, as in `lag.rs`). Commits are sorted by
-/// (topic, partition) and `topics` by name.
+/// Topic names are shared `Arc`s across one snapshot, so comparing pointers usually settles it
+/// without reading the strings.
+fn same_name(a: &Arc<str>, b: &Arc<str>) -> bool {
+    Arc::ptr_eq(a, b) || a == b
+}
+
+/// The group's commits one topic at a time, with the topic's index in `topics`, for topics
+/// present in the snapshot (commits on vanished or unselected topics are skipped, as in
+/// `lag.rs`). Commits are sorted by (topic, partition) and `topics` by name, so a run's topic is
+/// usually the one after the previous run's.
 fn topic_runs<'a>(
     group: &'a GroupSnapshot,
     topics: &'a [TopicSnapshot],
-) -> impl Iterator<Item = (&'a TopicSnapshot, &'a [CommittedOffset])> + 'a {
+) -> impl Iterator<Item = (usize, &'a TopicSnapshot, &'a [CommittedOffset])> + 'a {
     let mut rest = &group.offsets[..];
+    let mut next = 0;
     std::iter::from_fn(move || loop {
         let first = rest.first()?;
-        let run = rest.iter().take_while(|c| c.topic == first.topic).count();
+        let run = rest
+            .iter()
+            .take_while(|c| same_name(&c.topic, &first.topic))
+            .count();
         let (commits, tail) = rest.split_at(run);
         rest = tail;
-        if let Ok(i) = topics.binary_search_by(|t| t.name.as_ref().cmp(first.topic.as_ref())) {
-            return Some((&topics[i], commits));
+        let found = topics
+            .get(next)
+            .filter(|t| same_name(&t.name, &first.topic))
+            .map(|_| next)
+            .or_else(|| {
+                topics
+                    .binary_search_by(|t| t.name.as_ref().cmp(first.topic.as_ref()))
+                    .ok()
+            });
+        if let Some((i, topic)) = found.and_then(|i| Some((i, topics.get(i)?))) {
+            next = i + 1;
+            return Some((i, topic, commits));
         }
     })
 }
 
-/// A partition's watermarks; `None` when its offsets were not read this poll.
-fn find_partition(
-    topic: &TopicSnapshot,
-    partition: i32,
-) -> Option<crate::model::snapshot::PartitionOffsets> {
-    let i = topic
-        .partitions
-        .binary_search_by_key(&partition, |p| p.partition)
-        .ok()?;
-    topic.partitions.get(i).copied()
+/// A partition's index in `topic` and its watermarks; `None` when its offsets were not read this
+/// poll. Partition ids are usually 0..n, so the id is tried as the index first.
+fn find_partition(topic: &TopicSnapshot, partition: i32) -> Option<(usize, PartitionOffsets)> {
+    let by_id = usize::try_from(partition).ok().filter(|&i| {
+        topic
+            .partitions
+            .get(i)
+            .is_some_and(|p| p.partition == partition)
+    });
+    let i = by_id.or_else(|| {
+        topic
+            .partitions
+            .binary_search_by_key(&partition, |p| p.partition)
+            .ok()
+    })?;
+    Some((i, *topic.partitions.get(i)?))
 }
 
-fn find_topic_heads<'a>(heads: &'a [TopicHeads], name: &str) -> Option<&'a TopicHeads> {
-    let i = heads.binary_search_by(|t| t.name.as_ref().cmp(name)).ok()?;
+/// The heads of snapshot topic `ti` named `name`. `heads` mirrors the topics of the last planned
+/// snapshot, so for that snapshot the index is the answer; by name otherwise.
+fn find_topic_heads<'a>(
+    heads: &'a [TopicHeads],
+    ti: usize,
+    name: &Arc<str>,
+) -> Option<&'a TopicHeads> {
+    if let Some(h) = heads.get(ti).filter(|h| same_name(&h.name, name)) {
+        return Some(h);
+    }
+    let i = heads
+        .binary_search_by(|t| t.name.as_ref().cmp(name.as_ref()))
+        .ok()?;
     heads.get(i)
 }
 
-fn find_history(heads: &TopicHeads, partition: i32) -> Option<&HeadHistory> {
+/// The history of `partition`, at index `pi` in its snapshot topic (and so, for the planned
+/// snapshot, in `heads`).
+fn find_history(heads: &TopicHeads, pi: usize, partition: i32) -> Option<&HeadHistory> {
+    if let Some((_, h)) = heads.partitions.get(pi).filter(|(p, _)| *p == partition) {
+        return Some(h);
+    }
     let i = heads
         .partitions
         .binary_search_by_key(&partition, |(p, _)| *p)

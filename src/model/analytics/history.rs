@@ -3,14 +3,15 @@
 //!
 //! Memory: one [`HeadSample`] is 16 bytes (two `i64`); a partition keeps at most `history`
 //! samples in a `VecDeque` that grows by doubling, so at most 16 × `history.next_power_of_two()`
-//! bytes plus the 32-byte deque header: 1,056 bytes per partition at the default 64. An idle
-//! partition keeps only the first and last sample of its idle run, so it stays at a few samples.
+//! bytes plus the 32-byte deque header and a 32-byte copy of the two newest samples: 1,088 bytes
+//! per partition at the default 64. An idle partition keeps only the first and last sample of its
+//! idle run, so it stays at a few samples.
 
 use std::collections::VecDeque;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The head (high watermark) of a partition as one poll saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HeadSample {
     pub head: i64,
     /// When the head was read, in milliseconds since the Unix epoch.
@@ -34,11 +35,32 @@ pub enum Recorded {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeadHistory {
     samples: VecDeque<HeadSample>,
+    /// The two newest samples (older first), copied out of `samples` after every change; only
+    /// meaningful while `samples` holds at least two. A consumer that keeps up commits between
+    /// them, so [`HeadHistory::head_passed_ms`] answers most lookups from here without following
+    /// the deque's pointer: at a million group-partitions that pointer chase is a cache miss
+    /// per lookup.
+    newest: [HeadSample; 2],
 }
 
 impl HeadHistory {
     /// Adds a sample, keeping at most `capacity` (at least 2).
     pub fn record(&mut self, sample: HeadSample, capacity: usize) -> Recorded {
+        let recorded = self.record_sample(sample, capacity);
+        let prev = self
+            .samples
+            .len()
+            .checked_sub(2)
+            .and_then(|i| self.samples.get(i));
+        // Cleared below two samples, so equal histories compare equal.
+        self.newest = match (prev, self.samples.back()) {
+            (Some(&prev), Some(&next)) => [prev, next],
+            _ => <[HeadSample; 2]>::default(),
+        };
+        recorded
+    }
+
+    fn record_sample(&mut self, sample: HeadSample, capacity: usize) -> Recorded {
         let Some(&last) = self.samples.back() else {
             self.samples.push_back(sample);
             return Recorded::Appended;
@@ -76,14 +98,25 @@ impl HeadHistory {
     /// the next one (whose head is > `offset`, so the divisor is ≥ 1 even for idle runs). `None`
     /// when `offset` lies before the oldest sample (read it exactly) or was not yet written.
     pub fn head_passed_ms(&self, offset: i64) -> Option<f64> {
+        if self.samples.len() >= 2 {
+            // Heads never decrease, so these two answer exactly as the search below would:
+            // between them, `after` would be the last sample; at or past the newest head, the
+            // offset is not written yet.
+            let [prev, next] = &self.newest;
+            if prev.head <= offset && offset < next.head {
+                return Some(interpolate(prev, next, offset));
+            }
+            if offset >= next.head {
+                return None;
+            }
+        }
         if offset < self.samples.front()?.head {
             return None;
         }
         let after = self.samples.partition_point(|s| s.head <= offset);
         let next = self.samples.get(after)?;
         let prev = self.samples.get(after.checked_sub(1)?)?;
-        let fraction = (offset - prev.head) as f64 / (next.head - prev.head) as f64;
-        Some(prev.observed_ms as f64 + fraction * (next.observed_ms - prev.observed_ms) as f64)
+        Some(interpolate(prev, next, offset))
     }
 
     pub fn len(&self) -> usize {
@@ -93,6 +126,13 @@ impl HeadHistory {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+}
+
+/// When the head passed `offset`, linear between two samples with `prev.head ≤ offset <
+/// next.head`.
+fn interpolate(prev: &HeadSample, next: &HeadSample, offset: i64) -> f64 {
+    let fraction = (offset - prev.head) as f64 / (next.head - prev.head) as f64;
+    prev.observed_ms as f64 + fraction * (next.observed_ms - prev.observed_ms) as f64
 }
 
 /// Milliseconds since the Unix epoch, negative before it; saturates instead of failing.

@@ -21,7 +21,7 @@
 //! | `cluster.rs` | [`ClusterAnalytics`]: state across polls, the two phases, the output types |
 //!
 //! Memory for the 1,000,000 group-partition target (20,000 partitions, history 64, cache
-//! 100,000): windows 48 MB (48 B each), head histories about 21 MB (≤ 1,056 B per partition),
+//! 100,000): windows 48 MB (48 B each), head histories about 22 MB (≤ 1,096 B per partition),
 //! cache about 5.6 MB, plus 56 B per group-topic; see the `memory_budget` test.
 
 pub mod cluster;
