@@ -102,19 +102,7 @@ fn topic(
 }
 
 fn group(id: &str, status: Status, topics: Vec<GroupTopicAnalytics>) -> GroupAnalytics {
-    GroupAnalytics {
-        id: id.to_owned(),
-        status,
-        lag_seconds: max_known(topics.iter().map(|t| t.lag_seconds)),
-        eviction_seconds: min_known(topics.iter().map(|t| t.eviction_seconds)),
-        retention_usage_ratio: max_known(topics.iter().map(|t| t.retention_usage_ratio)),
-        evicted_messages: topics.iter().map(|t| t.evicted_messages).sum(),
-        commit_stall_seconds: topics
-            .iter()
-            .map(|t| t.commit_stall_seconds)
-            .fold(0.0, f64::max),
-        topics,
-    }
+    GroupAnalytics::from_topics(id.to_owned(), status, topics)
 }
 
 /// The analytics of the `prod` snapshot, one status per group:

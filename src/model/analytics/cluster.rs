@@ -81,6 +81,26 @@ pub struct PartitionAnalytics {
     pub commit_stall_seconds: f64,
 }
 
+impl GroupAnalytics {
+    /// A group's figures from its topics': max time lag and usage, min time to eviction, summed
+    /// evicted messages, max stall.
+    pub fn from_topics(id: String, status: Status, topics: Vec<GroupTopicAnalytics>) -> Self {
+        GroupAnalytics {
+            id,
+            status,
+            lag_seconds: max_known(topics.iter().map(|t| t.lag_seconds)),
+            eviction_seconds: min_known(topics.iter().map(|t| t.eviction_seconds)),
+            retention_usage_ratio: max_known(topics.iter().map(|t| t.retention_usage_ratio)),
+            evicted_messages: topics.iter().map(|t| t.evicted_messages).sum(),
+            commit_stall_seconds: topics
+                .iter()
+                .map(|t| t.commit_stall_seconds)
+                .fold(0.0, f64::max),
+            topics,
+        }
+    }
+}
+
 /// Something that happened, for the caller to log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -352,19 +372,7 @@ impl Poll<'_> {
             out_topics.push(analytics);
             windows.push(state);
         }
-        let analytics = GroupAnalytics {
-            id: group.id.clone(),
-            status,
-            lag_seconds: max_known(out_topics.iter().map(|t| t.lag_seconds)),
-            eviction_seconds: min_known(out_topics.iter().map(|t| t.eviction_seconds)),
-            retention_usage_ratio: max_known(out_topics.iter().map(|t| t.retention_usage_ratio)),
-            evicted_messages: out_topics.iter().map(|t| t.evicted_messages).sum(),
-            commit_stall_seconds: out_topics
-                .iter()
-                .map(|t| t.commit_stall_seconds)
-                .fold(0.0, f64::max),
-            topics: out_topics,
-        };
+        let analytics = GroupAnalytics::from_topics(group.id.clone(), status, out_topics);
         (analytics, windows)
     }
 
