@@ -68,37 +68,13 @@ fn partition(
     }
 }
 
-fn max_known(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    values.flatten().reduce(f64::max)
-}
-
-fn min_known(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
-    values.flatten().reduce(f64::min)
-}
-
-/// A group-topic's analytics, aggregated over its partitions as the model does (max, min, sum
-/// over the partitions whose value is known).
+/// A group-topic's analytics, aggregated over its partitions as the model does.
 fn topic(
     name: &str,
     rewinds: (u64, u64),
     partitions: Vec<PartitionAnalytics>,
 ) -> GroupTopicAnalytics {
-    let lags = || partitions.iter().map(|p| p.lag_seconds);
-    GroupTopicAnalytics {
-        topic: Arc::from(name),
-        lag_seconds: max_known(lags()),
-        eviction_seconds: min_known(partitions.iter().map(|p| p.eviction_seconds)),
-        retention_usage_ratio: max_known(partitions.iter().map(|p| p.retention_usage_ratio)),
-        evicted_messages: partitions.iter().map(|p| p.evicted_messages).sum(),
-        commit_stall_seconds: partitions
-            .iter()
-            .map(|p| p.commit_stall_seconds)
-            .fold(0.0, f64::max),
-        lag_skew_seconds: max_known(lags()).zip(min_known(lags())).map(|(a, b)| a - b),
-        rewinds_total: rewinds.0,
-        rewound_messages_total: rewinds.1,
-        partitions,
-    }
+    GroupTopicAnalytics::from_partitions(Arc::from(name), rewinds, partitions)
 }
 
 fn group(id: &str, status: Status, topics: Vec<GroupTopicAnalytics>) -> GroupAnalytics {

@@ -81,6 +81,33 @@ pub struct PartitionAnalytics {
     pub commit_stall_seconds: f64,
 }
 
+impl GroupTopicAnalytics {
+    /// A group-topic's figures from its partitions': max time lag and usage, min time to
+    /// eviction, summed evicted messages, max stall, skew over the known time lags; `rewinds` are
+    /// the (events, messages) counters.
+    pub fn from_partitions(
+        topic: Arc<str>,
+        rewinds: (u64, u64),
+        partitions: Vec<PartitionAnalytics>,
+    ) -> Self {
+        GroupTopicAnalytics {
+            topic,
+            lag_seconds: max_known(partitions.iter().map(|p| p.lag_seconds)),
+            eviction_seconds: min_known(partitions.iter().map(|p| p.eviction_seconds)),
+            retention_usage_ratio: max_known(partitions.iter().map(|p| p.retention_usage_ratio)),
+            evicted_messages: partitions.iter().map(|p| p.evicted_messages).sum(),
+            commit_stall_seconds: partitions
+                .iter()
+                .map(|p| p.commit_stall_seconds)
+                .fold(0.0, f64::max),
+            lag_skew_seconds: lag_skew_seconds(partitions.iter().map(|p| p.lag_seconds)),
+            rewinds_total: rewinds.0,
+            rewound_messages_total: rewinds.1,
+            partitions,
+        }
+    }
+}
+
 impl GroupAnalytics {
     /// A group's figures from its topics': max time lag and usage, min time to eviction, summed
     /// evicted messages, max stall.
@@ -495,21 +522,11 @@ impl Poll<'_> {
         // Into the old allocation: the same partitions poll after poll, so it fits.
         state.partitions.clear();
         state.partitions.extend_from_slice(&self.windows);
-        let analytics = GroupTopicAnalytics {
-            topic: topic.name.clone(),
-            lag_seconds: max_known(partitions.iter().map(|p| p.lag_seconds)),
-            eviction_seconds: min_known(partitions.iter().map(|p| p.eviction_seconds)),
-            retention_usage_ratio: max_known(partitions.iter().map(|p| p.retention_usage_ratio)),
-            evicted_messages: partitions.iter().map(|p| p.evicted_messages).sum(),
-            commit_stall_seconds: partitions
-                .iter()
-                .map(|p| p.commit_stall_seconds)
-                .fold(0.0, f64::max),
-            lag_skew_seconds: lag_skew_seconds(partitions.iter().map(|p| p.lag_seconds)),
-            rewinds_total: state.rewinds_total,
-            rewound_messages_total: state.rewound_messages_total,
+        let analytics = GroupTopicAnalytics::from_partitions(
+            topic.name.clone(),
+            (state.rewinds_total, state.rewound_messages_total),
             partitions,
-        };
+        );
         (analytics, state, status)
     }
 }
