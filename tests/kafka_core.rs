@@ -336,7 +336,7 @@ fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
         Some(0.0)
     );
 
-    let broker = Broker::start_on(Engine::Memory, port, None);
+    let broker = Broker::start_on(Engine::Memory, port);
     let recovered = unique("after");
     broker.create_topic(&recovered, 1, &[]);
     lw.wait_for(WAIT, "recovery", |m| {

@@ -150,10 +150,6 @@ impl ClusterCollector {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.settings.cluster.name
-    }
-
     /// Cumulative Kafka requests per broker label, from librdkafka statistics.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         match self.requests.lock() {

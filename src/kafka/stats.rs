@@ -73,13 +73,6 @@ impl StatsContext {
             requests,
         }
     }
-
-    pub fn requests(&self) -> BTreeMap<String, u64> {
-        match self.requests.lock() {
-            Ok(counter) => counter.totals(),
-            Err(poisoned) => poisoned.into_inner().totals(),
-        }
-    }
 }
 
 impl ClientContext for StatsContext {

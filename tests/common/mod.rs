@@ -74,32 +74,23 @@ pub struct Broker {
 
 impl Broker {
     pub fn start(engine: Engine) -> Broker {
-        Broker::start_on(engine, free_port(), None)
+        Broker::start_on(engine, free_port())
     }
 
-    /// Starts (or restarts) a broker on `port`; a sqlite broker reuses `dir`'s database.
-    pub fn start_on(engine: Engine, port: u16, dir: Option<PathBuf>) -> Broker {
-        Broker::launch(engine, port, port, dir, true)
+    /// Starts a broker on `port` (the same port again brings a killed broker back, empty).
+    pub fn start_on(engine: Engine, port: u16) -> Broker {
+        Broker::launch(engine, port, port, true)
     }
 
     /// A broker listening on `port` that advertises `advertised` (a TLS proxy in front of it).
     /// Its helpers (create_topic, produce, commit) go through the advertised port.
     pub fn start_advertising(engine: Engine, port: u16, advertised: u16) -> Broker {
-        Broker::launch(engine, port, advertised, None, false)
+        Broker::launch(engine, port, advertised, false)
     }
 
-    fn launch(
-        engine: Engine,
-        port: u16,
-        advertised: u16,
-        dir: Option<PathBuf>,
-        wait: bool,
-    ) -> Broker {
-        let dir = dir.unwrap_or_else(|| {
-            let d = std::env::temp_dir().join(unique("lagwatch-tansu"));
-            std::fs::create_dir_all(&d).expect("temp dir");
-            d
-        });
+    fn launch(engine: Engine, port: u16, advertised: u16, wait: bool) -> Broker {
+        let dir = std::env::temp_dir().join(unique("lagwatch-tansu"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
         let storage = match engine {
             Engine::Memory => "memory://tansu/".to_string(),
             // Tansu resolves the database path against its working directory (the broker's dir).
@@ -165,10 +156,6 @@ impl Broker {
     /// Clients of this broker go through a TLS proxy whose certificate `ca` signs.
     pub fn use_tls(&mut self, ca: PathBuf) {
         self.tls_ca = Some(ca);
-    }
-
-    pub fn dir(&self) -> PathBuf {
-        self.dir.clone()
     }
 
     fn wait_ready(&self) {
