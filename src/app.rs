@@ -313,19 +313,29 @@ async fn poll_loop(
             last_good = None;
         }
         let requests = collector.requests();
-        shared.update(index, |c| {
-            c.report = last_good.as_ref().map(|(r, _)| r.clone());
-            c.up = up;
-            if up {
-                c.last_success = Some(SystemTime::now());
-            }
-            c.poll_duration.observe(elapsed.as_secs_f64());
-            for e in &outcome.errors {
-                *c.errors.entry(e.stage).or_insert(0) += 1;
-            }
-            c.requests = requests;
-            c.timestamp_reads_pending = timestamp_reads_pending as u64;
-        });
+        let report = last_good.as_ref().map(|(r, _)| r.clone());
+        let failed_stages: Vec<_> = outcome.errors.iter().map(|e| e.stage).collect();
+        // Rendering every cluster is CPU work (tens of ms at 100k series): off the async workers.
+        let rendering = shared.clone();
+        let rendered = tokio::task::spawn_blocking(move || {
+            rendering.update(index, |c| {
+                c.report = report;
+                c.up = up;
+                if up {
+                    c.last_success = Some(SystemTime::now());
+                }
+                c.poll_duration.observe(elapsed.as_secs_f64());
+                for stage in failed_stages {
+                    *c.errors.entry(stage).or_insert(0) += 1;
+                }
+                c.requests = requests;
+                c.timestamp_reads_pending = timestamp_reads_pending as u64;
+            })
+        })
+        .await;
+        if let Err(e) = rendered {
+            tracing::error!(cluster = cluster.as_str(), error = %e, "render task failed");
+        }
         if first {
             shared.exposition.first_poll_attempted();
             first = false;

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -14,9 +14,30 @@ use axum::Router;
 
 use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
+/// The four copies of the last render, held as `Bytes` so a scrape shares them instead of
+/// copying megabytes.
+#[derive(Debug, Default)]
+struct Served {
+    text: Bytes,
+    text_gzip: Bytes,
+    openmetrics: Bytes,
+    openmetrics_gzip: Bytes,
+}
+
+impl From<Rendered> for Served {
+    fn from(r: Rendered) -> Served {
+        Served {
+            text: Bytes::from(r.text),
+            text_gzip: Bytes::from(r.text_gzip),
+            openmetrics: Bytes::from(r.openmetrics),
+            openmetrics_gzip: Bytes::from(r.openmetrics_gzip),
+        }
+    }
+}
+
 /// What the HTTP server reads; written by the poll loops.
 pub struct Exposition {
-    rendered: RwLock<Arc<Rendered>>,
+    rendered: RwLock<Arc<Served>>,
     /// The `/` page, rendered with the metrics.
     page: RwLock<Arc<String>>,
     /// Clusters whose first poll has not been attempted yet.
@@ -26,7 +47,7 @@ pub struct Exposition {
 impl Exposition {
     pub fn new(initial: Rendered, clusters: usize) -> Exposition {
         Exposition {
-            rendered: RwLock::new(Arc::new(initial)),
+            rendered: RwLock::new(Arc::new(Served::from(initial))),
             page: RwLock::new(Arc::new(String::new())),
             first_polls_pending: AtomicUsize::new(clusters),
         }
@@ -34,7 +55,7 @@ impl Exposition {
 
     /// Replaces the served buffer; scrapes in flight keep the one they took.
     pub fn publish(&self, rendered: Rendered) {
-        let rendered = Arc::new(rendered);
+        let rendered = Arc::new(Served::from(rendered));
         match self.rendered.write() {
             Ok(mut slot) => *slot = rendered,
             Err(poisoned) => *poisoned.into_inner() = rendered,
@@ -57,7 +78,7 @@ impl Exposition {
         }
     }
 
-    pub fn current(&self) -> Arc<Rendered> {
+    fn current(&self) -> Arc<Served> {
         match self.rendered.read() {
             Ok(slot) => slot.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -95,6 +116,7 @@ async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) 
         (false, true) => (TEXT_CONTENT_TYPE, &rendered.text_gzip),
         (false, false) => (TEXT_CONTENT_TYPE, &rendered.text),
     };
+    // A reference-counted handle on the rendered buffer, not a copy.
     let mut response = Response::new(Body::from(body.clone()));
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
