@@ -130,13 +130,17 @@ fn group_rows(
     polls: u32,
     allowed_lag: i64,
 ) -> Vec<GroupRow> {
+    // Topics are sorted by name and partitions by id (see `model::Report`).
     let head = |topic: &str, partition: i32| {
-        report
+        let t = &report.topics[report
             .topics
-            .iter()
-            .find(|t| t.name.as_ref() == topic)
-            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
-            .map(|p| p.latest)
+            .binary_search_by(|t| t.name.as_ref().cmp(topic))
+            .ok()?];
+        let p = t
+            .partitions
+            .binary_search_by_key(&partition, |p| p.partition)
+            .ok()?;
+        Some(t.partitions[p].latest)
     };
     report
         .groups
