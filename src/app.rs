@@ -239,20 +239,18 @@ async fn poll_loop(
     let mut analytics = ClusterAnalytics::new(analytics);
     let cluster = settings.cluster.name.clone();
     let interval = settings.cluster.poll_interval;
-    let mut collector =
-        match tokio::task::spawn_blocking(move || ClusterCollector::new(settings)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => {
-                tracing::error!(cluster = cluster.as_str(), error = %e, "cannot start polling");
-                shared.exposition.first_poll_attempted();
-                return;
-            }
-            Err(e) => {
-                tracing::error!(cluster = cluster.as_str(), error = %e, "cannot start polling");
-                shared.exposition.first_poll_attempted();
-                return;
-            }
-        };
+    let started = tokio::task::spawn_blocking(move || ClusterCollector::new(settings))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|created| created.map_err(|e| e.to_string()));
+    let mut collector = match started {
+        Ok(c) => c,
+        Err(error) => {
+            tracing::error!(cluster = cluster.as_str(), error, "cannot start polling");
+            shared.exposition.first_poll_attempted();
+            return;
+        }
+    };
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_good: Option<(Arc<Report>, Instant)> = None;
