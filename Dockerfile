@@ -1,5 +1,6 @@
 # Multi-stage build: librdkafka is compiled into the binary (rdkafka's cmake-free default build,
-# with OpenSSL for TLS and SASL PLAIN/SCRAM); the runtime image carries only the binary, the
+# with OpenSSL for TLS and SASL PLAIN/SCRAM, and zstd, lz4, snappy and gzip codecs; zstd is
+# linked statically); the runtime image carries only the binary, the
 # shared libraries it links (OpenSSL, zlib) and CA certificates, and runs as a non-root user.
 FROM rust:1-bookworm AS build
 RUN apt-get update \

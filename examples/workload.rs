@@ -1,16 +1,23 @@
-//! Demo workload: keeps consumer groups in known conditions against one or two brokers, for the
+//! Demo workload: keeps consumer groups of one Apache Kafka cluster in known conditions, for the
 //! demo and the end-to-end tests.
 //!
-//! On `--memory BOOTSTRAP` (a broker with group state): topic `demo-orders` (3 partitions) gets
-//! 10 records/s; `demo-healthy` consumes everything; `demo-lagging` consumes 2 records/s and falls
-//! behind; `demo-stalled` has a live member but never commits past its first commit;
-//! `demo-rewinding` (no members) commits forward and every 20 s moves its commit back 5 records.
-//! On `--sqlite BOOTSTRAP` (a broker that runs retention): topic `demo-short-retention` keeps
-//! records 2 minutes and `demo-evicting` stays at the start, so retention deletes what it has not read.
+//! - Topic `demo-orders` (3 partitions, 1-day retention) gets 10 records/s.
+//!   - `demo-healthy` consumes everything and commits once it has caught up;
+//!   - `demo-consumer-protocol` does the same as a KIP-848 (`consumer`-type) group;
+//!   - `demo-lagging` consumes 2 records/s and falls further behind every second;
+//!   - `demo-stalled` has a live member that commits once, then never again (a poison message);
+//!   - `demo-rewinding` (no members, like consumers using `assign()`) commits 30 records behind
+//!     the head and every 20 s moves its commits back 5 records.
+//! - Topic `demo-short-retention` (3 partitions) keeps records 30 s and rolls a segment every
+//!   5 s, so the broker's retention really deletes closed segments while the demo runs; it gets
+//!   3 records/s. `demo-evicting` commits at its first offsets and never moves: it is `evicting`
+//!   once its oldest unread record is 3/4 of the retention old, and about 35 s after the start
+//!   retention deletes records it has not read (the low watermark passes its commit).
 //!
-//! Every record is produced in its own batch (`linger.ms=0`, `batch.num.messages=1`).
+//! Producers batch and compress like applications do (`linger.ms`, lz4): records are sent in
+//! bursts once a second, keyed, so each burst leaves as one compressed batch per partition.
 //!
-//! Run: `cargo run --example workload -- --memory 127.0.0.1:19092 [--sqlite 127.0.0.1:19093]`.
+//! Run: `cargo run --example workload -- --bootstrap 127.0.0.1:19092`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,7 +27,9 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 const ORDERS: &str = "demo-orders";
@@ -46,58 +55,74 @@ fn create_topic(bootstrap: &str, name: &str, configs: &[(&str, &str)]) -> Result
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = rt
-        .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+        .block_on(admin.create_topics(&[topic], &options))
         .map_err(|e| e.to_string())?;
     for r in results {
         match r {
-            Ok(_) => {}
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((t, e)) => return Err(format!("create topic {t}: {e}")),
         }
     }
     Ok(())
 }
 
-/// Produces `per_second` records to `topic`, round-robin over partitions, one per batch.
+/// Produces `per_second` keyed records to `topic` in one burst a second; the producer's linger
+/// gathers each burst into one lz4-compressed batch per partition.
 fn produce(bootstrap: String, topic: &'static str, per_second: u32, stop: Arc<AtomicBool>) {
     let producer: ThreadedProducer<DefaultProducerContext> = match client(&bootstrap)
-        .set("linger.ms", "0")
-        .set("batch.num.messages", "1")
-        .set("enable.idempotence", "false")
+        .set("linger.ms", "5")
+        .set("compression.type", "lz4")
+        .set("acks", "all")
         .create()
     {
         Ok(p) => p,
         Err(e) => return eprintln!("producer for {topic}: {e}"),
     };
-    let pause = Duration::from_secs(1) / per_second;
     let mut n: u64 = 0;
+    let mut next = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let payload = format!("record {n}");
-        let partition = (n % PARTITIONS as u64) as i32;
-        let record = BaseRecord::<(), str>::to(topic)
-            .partition(partition)
-            .payload(&payload);
-        if let Err((e, _)) = producer.send(record) {
-            eprintln!("produce to {topic}: {e}");
+        for _ in 0..per_second {
+            let key = format!("order-{n}");
+            let payload = format!("{{\"order\":{n},\"topic\":\"{topic}\"}}");
+            let mut record = BaseRecord::<str, str>::to(topic)
+                .key(&key)
+                .payload(&payload);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Err((e, _)) => {
+                        eprintln!("produce to {topic}: {e}");
+                        break;
+                    }
+                }
+            }
+            n += 1;
         }
-        let _ = producer.flush(Duration::from_secs(5));
-        n += 1;
-        std::thread::sleep(pause);
+        next += Duration::from_secs(1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
 }
 
 /// A subscribed group member that reads at most `per_second` records (0: as fast as they come)
-/// and commits every second; with `commit` false it commits once, then never again.
+/// and commits what it read; with `commit` false it commits once, then never again.
+/// `protocol` is the group protocol: `classic` or `consumer` (KIP-848).
 fn consume(
     bootstrap: String,
     group: &'static str,
+    protocol: &str,
     per_second: u32,
     commit: bool,
     stop: Arc<AtomicBool>,
 ) {
     let consumer: BaseConsumer = match client(&bootstrap)
         .set("group.id", group)
+        .set("group.protocol", protocol)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .create()
@@ -109,17 +134,23 @@ fn consume(
         return eprintln!("subscribe {group}: {e}");
     }
     let mut last_commit = Instant::now();
+    let mut uncommitted = false;
     let mut committed_once = false;
     while !stop.load(Ordering::Relaxed) {
         let message = consumer.poll(Duration::from_millis(100));
         if let Some(Ok(_)) = message {
+            uncommitted = true;
             if per_second > 0 {
                 std::thread::sleep(Duration::from_secs(1) / per_second);
             }
         }
-        if last_commit.elapsed() >= Duration::from_secs(1) && (commit || !committed_once) {
+        // Commits once caught up (the poll found nothing new), and at least every second while
+        // reading, like a consumer that commits after each batch it processed.
+        let due = message.is_none() || last_commit.elapsed() >= Duration::from_secs(1);
+        if uncommitted && due && (commit || !committed_once) {
             if consumer.commit_consumer_state(CommitMode::Async).is_ok() {
                 committed_once = true;
+                uncommitted = false;
             }
             last_commit = Instant::now();
         }
@@ -127,13 +158,17 @@ fn consume(
 }
 
 /// Commits offsets for a member-less group, directly.
-fn commit_offsets(consumer: &BaseConsumer, topic: &str, offsets: &[i64]) {
+fn commit_offsets(consumer: &BaseConsumer, topic: &str, offsets: &[i64]) -> bool {
     let mut tpl = TopicPartitionList::new();
     for (p, o) in offsets.iter().enumerate() {
         let _ = tpl.add_partition_offset(topic, p as i32, Offset::Offset(*o));
     }
-    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-        eprintln!("commit: {e}");
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("commit to {topic}: {e}");
+            false
+        }
     }
 }
 
@@ -174,82 +209,84 @@ fn rewind(bootstrap: String, stop: Arc<AtomicBool>) {
     }
 }
 
-/// `demo-evicting`: committed at the first offsets of the short-retention topic, never moving.
-fn evicting(bootstrap: String) {
-    match client(&bootstrap)
+/// `demo-evicting`: commits at the first offsets of the short-retention topic (before any record
+/// is produced to it) and never moves.
+fn evicting(bootstrap: &str) {
+    let consumer: BaseConsumer = match client(bootstrap)
         .set("group.id", "demo-evicting")
         .set("enable.auto.commit", "false")
-        .create::<BaseConsumer>()
+        .create()
     {
-        Ok(c) => commit_offsets(&c, SHORT_RETENTION, &[1, 1, 1]),
-        Err(e) => eprintln!("evicting group: {e}"),
+        Ok(c) => c,
+        Err(e) => return eprintln!("evicting group: {e}"),
+    };
+    // The first commit on a fresh cluster creates the offsets topic: retry until its coordinator
+    // answers.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !commit_offsets(&consumer, SHORT_RETENTION, &[0; PARTITIONS as usize])
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let Some(memory) = arg("--memory") else {
-        eprintln!("usage: workload --memory BOOTSTRAP [--sqlite BOOTSTRAP]");
+    let Some(bootstrap) = args
+        .iter()
+        .position(|a| a == "--bootstrap")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+    else {
+        eprintln!("usage: workload --bootstrap BOOTSTRAP");
         std::process::exit(2);
     };
-    let sqlite = arg("--sqlite");
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Err(e) = create_topic(
-        &memory,
-        ORDERS,
-        &[("retention.ms", "86400000"), ("cleanup.policy", "delete")],
-    ) {
-        eprintln!("{e}");
-        std::process::exit(1);
-    }
-    let mut threads = Vec::new();
-    let spawn = |threads: &mut Vec<std::thread::JoinHandle<()>>, f: Box<dyn FnOnce() + Send>| {
-        threads.push(std::thread::spawn(f));
-    };
-    {
-        let (b, s) = (memory.clone(), stop.clone());
-        spawn(&mut threads, Box::new(move || produce(b, ORDERS, 10, s)));
-        let (b, s) = (memory.clone(), stop.clone());
-        spawn(
-            &mut threads,
-            Box::new(move || consume(b, "demo-healthy", 0, true, s)),
-        );
-        let (b, s) = (memory.clone(), stop.clone());
-        spawn(
-            &mut threads,
-            Box::new(move || consume(b, "demo-lagging", 2, true, s)),
-        );
-        let (b, s) = (memory.clone(), stop.clone());
-        spawn(
-            &mut threads,
-            Box::new(move || consume(b, "demo-stalled", 1, false, s)),
-        );
-        let (b, s) = (memory.clone(), stop.clone());
-        spawn(&mut threads, Box::new(move || rewind(b, s)));
-    }
-    if let Some(sqlite) = sqlite {
-        match create_topic(
-            &sqlite,
+    let topics: [(&str, &[(&str, &str)]); 2] = [
+        (
+            ORDERS,
+            &[("retention.ms", "86400000"), ("cleanup.policy", "delete")],
+        ),
+        // Kafka deletes whole closed segments whose newest record is older than retention.ms:
+        // segment.ms rolls one every 5 s (segment.bytes cannot go below 1 MiB, which this topic
+        // would take hours to fill).
+        (
             SHORT_RETENTION,
-            &[("retention.ms", "120000"), ("cleanup.policy", "delete")],
-        ) {
-            Ok(()) => {
-                let (b, s) = (sqlite.clone(), stop.clone());
-                spawn(
-                    &mut threads,
-                    Box::new(move || produce(b, SHORT_RETENTION, 3, s)),
-                );
-                evicting(sqlite);
-            }
-            Err(e) => eprintln!("{e}"),
+            &[
+                ("retention.ms", "30000"),
+                ("segment.ms", "5000"),
+                ("cleanup.policy", "delete"),
+            ],
+        ),
+    ];
+    for (name, configs) in topics {
+        if let Err(e) = create_topic(&bootstrap, name, configs) {
+            eprintln!("{e}");
+            std::process::exit(1);
         }
     }
+    evicting(&bootstrap);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads: Vec<std::thread::JoinHandle<()>> = Vec::new();
+    let mut spawn = |f: Box<dyn FnOnce(String, Arc<AtomicBool>) + Send>| {
+        let (b, s) = (bootstrap.clone(), stop.clone());
+        threads.push(std::thread::spawn(move || f(b, s)));
+    };
+    spawn(Box::new(|b, s| produce(b, ORDERS, 10, s)));
+    spawn(Box::new(|b, s| produce(b, SHORT_RETENTION, 3, s)));
+    spawn(Box::new(|b, s| {
+        consume(b, "demo-healthy", "classic", 0, true, s)
+    }));
+    spawn(Box::new(|b, s| {
+        consume(b, "demo-consumer-protocol", "consumer", 0, true, s)
+    }));
+    spawn(Box::new(|b, s| {
+        consume(b, "demo-lagging", "classic", 2, true, s)
+    }));
+    spawn(Box::new(|b, s| {
+        consume(b, "demo-stalled", "classic", 1, false, s)
+    }));
+    spawn(Box::new(rewind));
     println!("workload running (Ctrl-C to stop)");
     for t in threads {
         let _ = t.join();

@@ -1058,10 +1058,7 @@ clusters:
             .collect();
         assert_eq!(
             clusters,
-            [
-                ("memory", "127.0.0.1:19092", Duration::from_secs(5)),
-                ("sqlite", "127.0.0.1:19093", Duration::from_secs(5)),
-            ]
+            [("demo", "127.0.0.1:19092", Duration::from_secs(5))]
         );
         for cluster in &config.clusters {
             assert!(cluster.kafka.is_empty());

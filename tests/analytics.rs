@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{unique, Broker, Engine, Exposition, Lagwatch};
+use common::{kafka, unique, Exposition, KafkaCluster, Lagwatch};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -16,7 +16,7 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn config(broker: &Broker, topic: &str, group: &str, extra: &str) -> String {
+fn config(broker: &KafkaCluster, topic: &str, group: &str, extra: &str) -> String {
     format!(
         r#"
 listen: "127.0.0.1:0"
@@ -53,7 +53,7 @@ fn assert_close(what: &str, measured: f64, truth: f64, tolerance: f64) {
 
 #[test]
 fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("retained");
     let group = unique("slow");
     broker.create_topic(
@@ -74,7 +74,7 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
     // Next records to read: offset 5 of p0 (50 min old), offset 5 of p1 (1 min old).
     broker.commit(&group, &[(&topic, 0, 5), (&topic, 1, 5)]);
 
-    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    let lw = Lagwatch::start(&config(broker, &topic, &group, ""));
     let (t, g) = (topic.as_str(), group.as_str());
     let m = lw.wait_for(WAIT, "time lag", |m| {
         m.value("kafka_consumergroup_lag_seconds", &[("group", g)])
@@ -190,11 +190,11 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
 
 #[test]
 fn interpolated_time_lag_follows_steady_production() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("steady");
     let group = unique("follower");
     broker.create_topic(&topic, 1, &[]);
-    let lw = Lagwatch::start(&config(&broker, &topic, &group, ""));
+    let lw = Lagwatch::start(&config(broker, &topic, &group, ""));
     lw.wait_for(WAIT, "first poll", |m| {
         m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
     });
@@ -244,13 +244,13 @@ fn interpolated_time_lag_follows_steady_production() {
 
 #[test]
 fn a_commit_moving_backwards_counts_a_rewind_and_the_rewound_messages() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("replayed");
     let group = unique("replayer");
     broker.create_topic(&topic, 1, &[]);
     broker.produce(&topic, 0, 40, None);
     broker.commit(&group, &[(&topic, 0, 30)]);
-    let lw = Lagwatch::start(&config(&broker, &topic, &group, "status: { window: 3 }"));
+    let lw = Lagwatch::start(&config(broker, &topic, &group, "status: { window: 3 }"));
     let (t, g) = (topic.as_str(), group.as_str());
     lw.wait_for(WAIT, "the first commit", |m| {
         m.value(
@@ -283,7 +283,7 @@ fn a_commit_moving_backwards_counts_a_rewind_and_the_rewound_messages() {
 
 #[test]
 fn a_live_group_whose_commits_never_move_stalls_then_stops() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("stuck");
     let group = unique("poison");
     broker.create_topic(&topic, 1, &[]);
@@ -293,7 +293,7 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
     let _member = broker.member(&group, &topic, Some(2));
 
     let lw = Lagwatch::start(&config(
-        &broker,
+        broker,
         &topic,
         &group,
         "status: { window: 3, stop_after: 8s }",
@@ -333,22 +333,29 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
 
 #[test]
 fn retention_deleting_unread_records_reports_evicted_messages() {
-    let broker = Broker::start(Engine::Sqlite);
+    let broker = kafka();
     let topic = unique("expiring");
     let group = unique("late");
+    // Retention deletes whole closed segments. segment.ms rolls a new segment when a batch's
+    // CreateTime is that far past the segment's first record.
     broker.create_topic(
         &topic,
         1,
-        &[("retention.ms", "600000"), ("cleanup.policy", "delete")],
+        &[
+            ("retention.ms", "600000"),
+            ("cleanup.policy", "delete"),
+            ("segment.ms", "600000"),
+        ],
     );
-    // 10 records an hour old (past the 10-minute retention), then 10 fresh ones, so the partition
-    // expires partly (a fully expired partition reads 0/0 on Tansu).
+    // 10 records an hour old (past the 10-minute retention), then 10 fresh ones: the fresh batch
+    // starts a new segment, the old one holds only expired records, and the broker's retention
+    // check (every second in the test cluster) deletes it, moving the low watermark to 10.
     broker.produce(&topic, 0, 10, Some(now_ms() - 3_600_000));
     broker.produce(&topic, 0, 10, None);
     broker.commit(&group, &[(&topic, 0, 3)]);
 
     // As a process, to see the log event.
-    let yaml = config(&broker, &topic, &group, "");
+    let yaml = config(broker, &topic, &group, "");
     let yaml: String = yaml
         .lines()
         .filter(|l| !l.starts_with("listen:"))
@@ -393,5 +400,63 @@ fn retention_deleting_unread_records_reports_evicted_messages() {
             &[("group", g), ("status", "evicting")]
         ),
         Some(1.0)
+    );
+}
+
+#[test]
+fn time_lag_is_read_from_batches_of_every_compression_codec() {
+    let broker = kafka();
+    let group = unique("codecs");
+    let prefix = unique("codec");
+    let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+    // Records 20 minutes old, so the time lag comes from reading the record at the commit
+    // (inside a compressed batch), not from the head history.
+    let twenty_minutes_ago = now_ms() - 20 * 60_000;
+    let mut commits = Vec::new();
+    let topics: Vec<String> = codecs.iter().map(|c| format!("{prefix}-{c}")).collect();
+    for (codec, topic) in codecs.iter().zip(&topics) {
+        broker.create_topic(topic, 1, &[]);
+        broker.produce_with(codec, topic, 0, 20, Some(twenty_minutes_ago));
+        commits.push((topic.as_str(), 0, 7));
+    }
+    broker.commit(&group, &commits);
+
+    let lw = Lagwatch::start(&config(broker, &format!("{prefix}-.*"), &group, ""));
+    let g = group.as_str();
+    let topic_lag = |m: &Exposition, t: &str| {
+        m.value(
+            "kafka_consumergroup_topic_lag_seconds",
+            &[("group", g), ("topic", t)],
+        )
+    };
+    let m = lw.wait_for(WAIT, "time lag of every codec's topic", |m| {
+        topics.iter().all(|t| topic_lag(m, t).is_some())
+    });
+    let at = poll_time(&m);
+    for (codec, topic) in codecs.iter().zip(&topics) {
+        assert_eq!(
+            m.value(
+                "kafka_consumergroup_topic_lag_messages",
+                &[("group", g), ("topic", topic)]
+            ),
+            Some(13.0),
+            "{codec}"
+        );
+        assert_close(
+            &format!("{codec} time lag (exact read)"),
+            topic_lag(&m, topic).unwrap_or(f64::NAN),
+            at - twenty_minutes_ago as f64 / 1000.0,
+            // Within max(one poll interval, 5%) of the truth, as every time lag.
+            (0.05 * 1200.0_f64).max(1.0),
+        );
+    }
+    assert_eq!(
+        m.value(
+            "lagwatch_poll_errors_total",
+            &[("cluster", "test"), ("stage", "read_timestamps")]
+        )
+        .unwrap_or(0.0),
+        0.0,
+        "no timestamp read failed"
     );
 }

@@ -1,18 +1,35 @@
-//! End to end: lagwatch against two Tansu brokers (memory: group state; sqlite: retention) with
-//! scripted scenarios, a real Prometheus scraping it with the shipped alert rules loaded
-//! (hold-downs shortened by `alerts/with-short-holddowns.sh`), and a real Alertmanager receiving.
-//! Checks that each alert fires in its scenario and that every dashboard query returns data.
+//! End to end: lagwatch against two Apache Kafka clusters — `main`, running the demo workload and
+//! scripted scenarios, and `second`, which dies at the end — a real Prometheus scraping it with
+//! the shipped alert rules loaded (hold-downs shortened by `alerts/with-short-holddowns.sh`), and
+//! a real Alertmanager receiving. Checks that each alert fires in its scenario and that every
+//! dashboard query returns data.
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{free_port, http_get, unique, Broker, Engine, LagwatchProcess};
+use common::{free_port, http_get, unique, ClusterSpec, KafkaCluster, LagwatchProcess};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The test's directory (configurations, logs, Prometheus and Alertmanager data): removed when
+/// the test passes, kept for its logs when it fails.
+struct WorkDir(PathBuf);
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("logs kept in {}", self.0.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
 
 /// A child process killed on drop.
 struct Process(Child);
@@ -33,6 +50,32 @@ fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Process {
         .spawn()
         .unwrap_or_else(|e| panic!("start {name}: {e} (run .ci/setup)"));
     Process(child)
+}
+
+/// The workload example's binary, which `cargo build --examples` builds (as `.ci/test` does).
+fn workload_binary() -> PathBuf {
+    let built = PathBuf::from(ROOT).join("target/debug/examples/workload");
+    let path = if built.exists() {
+        built
+    } else {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| Some(p.parent()?.parent()?.join("examples/workload")))
+            .filter(|p| p.exists())
+            .expect(
+                "the workload example is missing: run `cargo build --examples` (as .ci/test does)",
+            )
+    };
+    // A binary older than its source would run an outdated workload (other groups, other flags).
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let source = PathBuf::from(ROOT).join("examples/workload.rs");
+    assert!(
+        modified(&path) >= modified(&source),
+        "{} is older than {}: run `cargo build --examples`",
+        path.display(),
+        source.display()
+    );
+    path
 }
 
 fn wait_listening(port: u16, what: &str) {
@@ -68,7 +111,7 @@ fn get_json(port: u16, path: &str) -> serde_json::Value {
 }
 
 /// Firing alerts in Alertmanager, as (alertname, cluster, group).
-fn alertmanager_alerts(port: u16) -> BTreeSet<(String, String, String)> {
+fn alertmanager_alerts(port: u16) -> BTreeSet<Alert> {
     let alerts = get_json(port, "/api/v2/alerts?active=true");
     alerts
         .as_array()
@@ -81,25 +124,76 @@ fn alertmanager_alerts(port: u16) -> BTreeSet<(String, String, String)> {
         .collect()
 }
 
-fn wait_for_alert(
-    port: u16,
-    name: &str,
-    cluster: &str,
-    group: &str,
-    timeout: Duration,
-) -> BTreeSet<(String, String, String)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let firing = alertmanager_alerts(port);
-        if firing.contains(&(name.to_string(), cluster.to_string(), group.to_string())) {
-            eprintln!("Alertmanager received {name}{{cluster={cluster:?}, group={group:?}}}");
-            return firing;
+type Alert = (String, String, String);
+
+/// Every alert Alertmanager has held since the recorder started, with when it was first seen,
+/// polled each second on a thread of its own: a transient alert (`KafkaConsumerStalled` resolves
+/// when the stall escalates to `stop` after `stop_after`) is seen even while the test waits for
+/// something else.
+struct AlertRecorder {
+    seen: Arc<Mutex<BTreeMap<Alert, Duration>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl AlertRecorder {
+    fn start(port: u16) -> AlertRecorder {
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (seen, stop) = (seen.clone(), stop.clone());
+            let started = Instant::now();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let firing = alertmanager_alerts(port);
+                    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                    for alert in firing {
+                        seen.entry(alert).or_insert_with(|| started.elapsed());
+                    }
+                    drop(seen);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+        };
+        AlertRecorder {
+            seen,
+            stop,
+            thread: Some(thread),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{name}{{cluster={cluster:?}, group={group:?}}} not in Alertmanager after {timeout:?}; firing: {firing:?}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
+    }
+
+    fn seen(&self) -> BTreeMap<Alert, Duration> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits until Alertmanager has held `name` for (`cluster`, `group`).
+    fn wait_for(&self, name: &str, cluster: &str, group: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let alert = (name.to_string(), cluster.to_string(), group.to_string());
+        loop {
+            let seen = self.seen();
+            if let Some(when) = seen.get(&alert) {
+                eprintln!(
+                    "Alertmanager received {name}{{cluster={cluster:?}, group={group:?}}} {when:.0?} after Prometheus started"
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}{{cluster={cluster:?}, group={group:?}}} not in Alertmanager after {timeout:?}; seen: {:?}",
+                seen.keys().collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for AlertRecorder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -167,74 +261,75 @@ fn substitute(expr: &str) -> String {
 
 #[test]
 fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
-    let work = std::env::temp_dir().join(unique("lagwatch-e2e"));
+    let work_dir = WorkDir(std::env::temp_dir().join(unique("lagwatch-e2e")));
+    let work = work_dir.0.clone();
     std::fs::create_dir_all(&work).expect("work dir");
-    let memory = Broker::start(Engine::Memory);
-    let mut sqlite = Broker::start(Engine::Sqlite);
+    let workload = workload_binary();
+    // Both clusters start at once: on two cores that takes little longer than starting one.
+    let (main, mut second) = std::thread::scope(|s| {
+        let main = s.spawn(|| KafkaCluster::start(ClusterSpec::default()));
+        let second = s.spawn(|| KafkaCluster::start(ClusterSpec::default()));
+        (
+            main.join().expect("main cluster"),
+            second.join().expect("second cluster"),
+        )
+    });
 
-    // The demo workload keeps healthy, lagging, stalled and rewinding groups busy, so every
-    // dashboard panel has something to show.
-    let workload = PathBuf::from(ROOT).join("target/debug/examples/workload");
-    let workload = if workload.exists() {
-        workload
-    } else {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| Some(p.parent()?.parent()?.join("examples/workload")))
-            .filter(|p| p.exists())
-            .expect(
-                "the workload example is missing: run `cargo build --examples` (as .ci/test does)",
-            )
-    };
+    // The demo workload keeps healthy, lagging, stalled, rewinding and evicting groups busy, so
+    // every dashboard panel has something to show.
     let _workload = spawn(
         "workload",
-        Command::new(workload).args([
-            "--memory",
-            &memory.bootstrap(),
-            "--sqlite",
-            &sqlite.bootstrap(),
-        ]),
+        Command::new(workload).args(["--bootstrap", &main.bootstrap()]),
         &work.join("workload.log"),
     );
 
     // Scenario: eviction imminent. retention.ms = 1 h; the group's next record is 50 minutes old.
+    // Its newer records share the segment, so retention deletes nothing.
     let retained = unique("e2e-retained");
     let evicting = unique("e2e-evicting");
-    memory.create_topic(
+    main.create_topic(
         &retained,
         1,
         &[("retention.ms", "3600000"), ("cleanup.policy", "delete")],
     );
-    memory.produce(&retained, 0, 10, Some(now_ms() - 50 * 60_000));
-    memory.produce(&retained, 0, 5, None);
-    memory.commit(&evicting, &[(&retained, 0, 2)]);
+    main.produce(&retained, 0, 10, Some(now_ms() - 50 * 60_000));
+    main.produce(&retained, 0, 5, None);
+    main.commit(&evicting, &[(&retained, 0, 2)]);
 
-    // Scenario: messages evicted. The sqlite engine's retention deletes records older than 10
-    // minutes that the group never read.
+    // Scenario: messages evicted, by the broker's retention. retention.ms = 10 minutes; 10
+    // records stamped an hour ago, then 10 stamped now. The broker deletes whole segments whose
+    // newest record is past retention, so the old records must not share a segment with the new
+    // ones: segment.ms sees to that (a record more than segment.ms younger than its segment's
+    // first rolls a new one). Retention then deletes the old segment, the low watermark moves to
+    // 10, past the group's commit at 3, and the group has lost 7 records.
     let expiring = unique("e2e-expiring");
     let late = unique("e2e-late");
-    sqlite.create_topic(
+    main.create_topic(
         &expiring,
         1,
-        &[("retention.ms", "600000"), ("cleanup.policy", "delete")],
+        &[
+            ("retention.ms", "600000"),
+            ("segment.ms", "60000"),
+            ("cleanup.policy", "delete"),
+        ],
     );
-    sqlite.produce(&expiring, 0, 10, Some(now_ms() - 3_600_000));
-    sqlite.produce(&expiring, 0, 10, None);
-    sqlite.commit(&late, &[(&expiring, 0, 3)]);
+    main.produce(&expiring, 0, 10, Some(now_ms() - 3_600_000));
+    main.produce(&expiring, 0, 10, None);
+    main.commit(&late, &[(&expiring, 0, 3)]);
 
     // Scenario: stalled, then stopped. A live member committed once, behind, and never again.
     let stuck = unique("e2e-stuck");
     let poison = unique("e2e-poison");
-    memory.create_topic(&stuck, 1, &[]);
-    memory.produce(&stuck, 0, 10, None);
-    let member = memory.member(&poison, &stuck, Some(2));
+    main.create_topic(&stuck, 1, &[]);
+    main.produce(&stuck, 0, 10, None);
+    let member = main.member(&poison, &stuck, Some(2));
 
     // Scenario: rewind. A commit that moves backwards by 10.
     let replayed = unique("e2e-replayed");
     let replayer = unique("e2e-replayer");
-    memory.create_topic(&replayed, 1, &[]);
-    memory.produce(&replayed, 0, 40, None);
-    memory.commit(&replayer, &[(&replayed, 0, 30)]);
+    main.create_topic(&replayed, 1, &[]);
+    main.produce(&replayed, 0, 40, None);
+    main.commit(&replayer, &[(&replayed, 0, 30)]);
 
     let lagwatch = LagwatchProcess::start(&format!(
         r#"
@@ -242,13 +337,13 @@ poll_interval: 2s
 granularity: partition
 status: {{ window: 3, stop_after: 20s }}
 clusters:
-  - name: memory
+  - name: main
     bootstrap_servers: "{}"
-  - name: sqlite
+  - name: second
     bootstrap_servers: "{}"
 "#,
-        memory.bootstrap(),
-        sqlite.bootstrap()
+        main.bootstrap(),
+        second.bootstrap()
     ));
 
     // Alertmanager, then Prometheus with the shipped rules, hold-downs shortened to 2s.
@@ -305,6 +400,7 @@ clusters:
     );
     wait_listening(am_port, "alertmanager");
     wait_listening(prom_port, "prometheus");
+    let alerts = AlertRecorder::start(am_port);
 
     // The rewind happens once lagwatch has seen the first commit.
     lagwatch.wait_for(
@@ -332,33 +428,32 @@ clusters:
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    memory.commit(&replayer, &[(&replayed, 0, 20)]);
+    main.commit(&replayer, &[(&replayed, 0, 20)]);
 
     let timeout = Duration::from_secs(150);
-    wait_for_alert(
-        am_port,
-        "KafkaConsumerEvictionImminent",
-        "memory",
-        &evicting,
-        timeout,
+    alerts.wait_for("KafkaConsumerEvictionImminent", "main", &evicting, timeout);
+    alerts.wait_for("KafkaConsumerTimeLagHigh", "main", &evicting, timeout);
+    // Retention deleted the first segment: the low watermark is 10 and the group lost the 7
+    // records between its commit and it. (A broker's first retention check runs
+    // log.initial.task.delay.ms, 30 s, after it starts.)
+    lagwatch.wait_for(
+        Duration::from_secs(60),
+        "retention to delete the expiring topic's first segment",
+        |m| {
+            m.value(
+                "kafka_partition_earliest_offset",
+                &[("cluster", "main"), ("topic", expiring.as_str())],
+            ) == Some(10.0)
+                && m.value(
+                    "kafka_consumergroup_evicted_messages",
+                    &[("cluster", "main"), ("group", late.as_str())],
+                ) == Some(7.0)
+        },
     );
-    wait_for_alert(
-        am_port,
-        "KafkaConsumerTimeLagHigh",
-        "memory",
-        &evicting,
-        timeout,
-    );
-    wait_for_alert(
-        am_port,
-        "KafkaConsumerMessagesEvicted",
-        "sqlite",
-        &late,
-        timeout,
-    );
-    wait_for_alert(am_port, "KafkaConsumerRewind", "memory", &replayer, timeout);
-    wait_for_alert(am_port, "KafkaConsumerStalled", "memory", &poison, timeout);
-    wait_for_alert(am_port, "KafkaConsumerStopped", "memory", &poison, timeout);
+    alerts.wait_for("KafkaConsumerMessagesEvicted", "main", &late, timeout);
+    alerts.wait_for("KafkaConsumerRewind", "main", &replayer, timeout);
+    alerts.wait_for("KafkaConsumerStalled", "main", &poison, timeout);
+    alerts.wait_for("KafkaConsumerStopped", "main", &poison, timeout);
 
     // Every dashboard query returns data from Prometheus.
     let queries = dashboard_queries();
@@ -390,17 +485,26 @@ clusters:
         empty.join("\n")
     );
 
-    // Exporter down: the sqlite broker dies; lagwatch keeps serving and reports it.
-    sqlite.kill();
-    wait_for_alert(am_port, "LagwatchKafkaDown", "sqlite", "", timeout);
-    let firing = alertmanager_alerts(am_port);
+    // Exporter down: the second cluster's only node dies; lagwatch keeps serving and reports it.
+    let up = lagwatch.metrics();
+    for cluster in ["main", "second"] {
+        assert_eq!(
+            up.value("lagwatch_kafka_up", &[("cluster", cluster)]),
+            Some(1.0),
+            "{cluster} is up before the second cluster dies"
+        );
+    }
+    second.kill(1);
+    alerts.wait_for("LagwatchKafkaDown", "second", "", timeout);
+    let seen = alerts.seen();
     assert!(
-        !firing
-            .iter()
-            .any(|(name, cluster, _)| name == "LagwatchKafkaDown" && cluster == "memory"),
-        "only the dead cluster is down: {firing:?}"
+        !seen
+            .keys()
+            .any(|(name, cluster, _)| name == "LagwatchKafkaDown" && cluster == "main"),
+        "only the dead cluster is down: {seen:?}"
     );
 
     drop(member);
-    drop(memory);
+    drop(lagwatch);
+    drop(main);
 }

@@ -1,14 +1,14 @@
-//! Collection against a real broker (Tansu): offsets, lag, groups, request counts, outages.
+//! Collection against Apache Kafka: offsets, lag, groups, request counts, outages.
 
 mod common;
 
 use std::time::Duration;
 
-use common::{unique, Broker, Engine, Exposition, Lagwatch};
+use common::{kafka, unique, ClusterSpec, Exposition, KafkaCluster, Lagwatch};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn config(broker: &Broker, topics: &str, groups: &str, granularity: &str) -> String {
+fn config(broker: &KafkaCluster, topics: &str, groups: &str, granularity: &str) -> String {
     format!(
         r#"
 listen: "127.0.0.1:0"
@@ -26,7 +26,7 @@ clusters:
 
 #[test]
 fn offsets_and_lag_match_ground_truth_for_a_group_without_members() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("orders");
     let group = unique("billing");
     broker.create_topic(
@@ -40,7 +40,7 @@ fn offsets_and_lag_match_ground_truth_for_a_group_without_members() {
     broker.commit(&group, &[(&topic, 0, 4), (&topic, 1, 20), (&topic, 2, 10)]);
 
     let lw = Lagwatch::start(&config(
-        &broker,
+        broker,
         &format!("^{topic}$"),
         &format!("^{group}$"),
         "partition",
@@ -136,7 +136,7 @@ fn offsets_and_lag_match_ground_truth_for_a_group_without_members() {
 
 #[test]
 fn uncommitted_partitions_are_counted_not_reported_as_lag() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("events");
     let group = unique("partial");
     broker.create_topic(&topic, 4, &[]);
@@ -145,7 +145,7 @@ fn uncommitted_partitions_are_counted_not_reported_as_lag() {
     broker.commit(&group, &[(&topic, 0, 2)]);
 
     let lw = Lagwatch::start(&config(
-        &broker,
+        broker,
         &format!("^{topic}$"),
         &format!("^{group}$"),
         "partition",
@@ -174,16 +174,17 @@ fn uncommitted_partitions_are_counted_not_reported_as_lag() {
         None,
         "a partition without a commit has no lag series"
     );
-    // Topics without retention.ms set report none: lagwatch does not guess a default.
+    // A topic without its own retention.ms reports the broker's default (7 days), which
+    // DescribeConfigs returns with the topic's own settings.
     assert_eq!(
         m.value("kafka_topic_retention_seconds", &[("topic", t)]),
-        None
+        Some(604800.0)
     );
 }
 
 #[test]
 fn a_group_with_live_members_shows_them_and_its_state() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("live");
     let group = unique("workers");
     broker.create_topic(&topic, 2, &[]);
@@ -192,7 +193,7 @@ fn a_group_with_live_members_shows_them_and_its_state() {
     let _member = broker.member(&group, &topic, None);
 
     let lw = Lagwatch::start(&config(
-        &broker,
+        broker,
         &format!("^{topic}$"),
         &format!("^{group}$"),
         "topic",
@@ -237,11 +238,10 @@ fn requests_per_poll(lw: &Lagwatch) -> f64 {
 
 #[test]
 fn requests_per_poll_do_not_grow_with_partitions() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let small = unique("small");
     let large = unique("large");
     let group = unique("reader");
-    // Tansu has no CreatePartitions: compare two topics instead of growing one.
     broker.create_topic(&small, 1, &[]);
     broker.create_topic(&large, 200, &[]);
     broker.produce(&small, 0, 1, None);
@@ -251,7 +251,7 @@ fn requests_per_poll_do_not_grow_with_partitions() {
 
     let per_poll_small = {
         let lw = Lagwatch::start(&config(
-            &broker,
+            broker,
             &format!("^{small}$"),
             &format!("^{group}$"),
             "partition",
@@ -260,7 +260,7 @@ fn requests_per_poll_do_not_grow_with_partitions() {
     };
     let per_poll_large = {
         let lw = Lagwatch::start(&config(
-            &broker,
+            broker,
             &format!("^{large}$"),
             &format!("^{group}$"),
             "partition",
@@ -288,8 +288,8 @@ fn requests_per_poll_do_not_grow_with_partitions() {
 
 #[test]
 fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
-    let mut broker = Broker::start(Engine::Memory);
-    let port = broker.port;
+    // Its own cluster: the test kills the only node.
+    let mut broker = KafkaCluster::start(ClusterSpec::default());
     let topic = unique("outage");
     broker.create_topic(&topic, 1, &[]);
     broker.produce(&topic, 0, 2, None);
@@ -299,7 +299,7 @@ fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
         m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
     });
 
-    broker.kill();
+    broker.kill(1);
     let m = lw.wait_for(WAIT, "up 0 and a metadata error", |m| {
         m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(0.0)
             && m.value(
@@ -336,7 +336,8 @@ fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
         Some(0.0)
     );
 
-    let broker = Broker::start_on(Engine::Memory, port);
+    // The node comes back on its ports with its data.
+    broker.start_node(1);
     let recovered = unique("after");
     broker.create_topic(&recovered, 1, &[]);
     lw.wait_for(WAIT, "recovery", |m| {
@@ -347,7 +348,7 @@ fn a_broker_outage_is_survived_and_recovered_from_without_restart() {
 
 #[test]
 fn shards_split_the_groups_and_only_shard_0_reports_topics() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("sharded");
     broker.create_topic(&topic, 1, &[]);
     broker.produce(&topic, 0, 4, None);

@@ -5,7 +5,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{unique, Broker, Engine, Lagwatch};
+use common::{kafka, unique, Lagwatch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_lagwatch");
 
@@ -25,7 +25,7 @@ fn write_config(broker_bootstrap: &str, topic: &str) -> std::path::PathBuf {
 
 #[test]
 fn lag_prints_partitions_and_exits_by_status() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("orders");
     let behind = unique("behind");
     let current = unique("current");
@@ -116,7 +116,7 @@ fn lag_exits_2_when_the_cluster_cannot_be_reached() {
 
 #[test]
 fn status_page_lists_groups_worst_first() {
-    let broker = Broker::start(Engine::Memory);
+    let broker = kafka();
     let topic = unique("page");
     let lagging = unique("lagging");
     let fine = unique("fine");

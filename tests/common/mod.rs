@@ -1,5 +1,7 @@
-//! Test harness: a private Tansu broker per test binary, Kafka helpers (topics, produce, commit),
-//! an in-process lagwatch on a free port, and an exposition parser.
+//! Test harness: Apache Kafka clusters (`kafka_cluster`: one shared 1-node cluster per test
+//! binary, or a test's own), client helpers that act like applications (topics, batched and
+//! compressed produce, commits, live members), an in-process lagwatch on a free port, and an
+//! exposition parser.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -7,6 +9,7 @@ use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -16,38 +19,18 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-/// Tansu's storage engines (PRODUCT.md §10): memory has group state, sqlite has retention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
-    Memory,
-    Sqlite,
+pub mod kafka_cluster;
+
+pub use kafka_cluster::{free_port, ClusterSpec, KafkaCluster, Listener};
+
+/// The 1-node cluster shared by the tests of this test binary (each test uses its own topic and
+/// group names); it lives until the process exits.
+pub fn kafka() -> &'static KafkaCluster {
+    static SHARED: OnceLock<&'static KafkaCluster> = OnceLock::new();
+    SHARED.get_or_init(|| KafkaCluster::start(ClusterSpec::default()).leak())
 }
 
-/// Where `.ci/install-tansu` puts the broker; `LAGWATCH_TANSU` overrides.
-pub fn tansu_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("LAGWATCH_TANSU") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-    let cache =
-        std::env::var("LAGWATCH_CACHE").unwrap_or_else(|_| format!("{home}/.cache/lagwatch"));
-    let path = PathBuf::from(cache).join("tansu-0.6.0/bin/tansu");
-    assert!(
-        path.exists(),
-        "the Tansu test broker is not installed at {}: run .ci/setup (or .ci/install-tansu) first",
-        path.display()
-    );
-    path
-}
-
-pub fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// Random-enough unique names per test, so tests sharing a broker never collide.
+/// Random-enough unique names per test, so tests sharing a cluster never collide.
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
@@ -61,182 +44,70 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-pub struct Broker {
-    pub port: u16,
-    /// The port clients are told to use (a TLS proxy's, or `port`).
-    advertised: u16,
-    /// CA of the TLS proxy; clients then use `security.protocol=ssl`.
-    tls_ca: Option<PathBuf>,
-    pub engine: Engine,
-    child: Option<Child>,
-    dir: PathBuf,
-}
+/// Compression codec of the test producers: what applications use most.
+pub const DEFAULT_CODEC: &str = "lz4";
 
-impl Broker {
-    pub fn start(engine: Engine) -> Broker {
-        Broker::start_on(engine, free_port())
-    }
-
-    /// Starts a broker on `port` (the same port again brings a killed broker back, empty).
-    pub fn start_on(engine: Engine, port: u16) -> Broker {
-        Broker::launch(engine, port, port, true)
-    }
-
-    /// A broker listening on `port` that advertises `advertised` (a TLS proxy in front of it).
-    /// Its helpers (create_topic, produce, commit) go through the advertised port.
-    pub fn start_advertising(engine: Engine, port: u16, advertised: u16) -> Broker {
-        Broker::launch(engine, port, advertised, false)
-    }
-
-    fn launch(engine: Engine, port: u16, advertised: u16, wait: bool) -> Broker {
-        let dir = std::env::temp_dir().join(unique("lagwatch-tansu"));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let storage = match engine {
-            Engine::Memory => "memory://tansu/".to_string(),
-            // Tansu resolves the database path against its working directory (the broker's dir).
-            Engine::Sqlite => "sqlite://tansu.db?maintenance_interval=2s".to_string(),
-        };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("broker.log"))
-            .expect("broker log");
-        let url = format!("tcp://127.0.0.1:{port}");
-        let advertised_url = format!("tcp://127.0.0.1:{advertised}");
-        let mut command = Command::new(tansu_binary());
-        // The broker dies with the test thread that started it, even if the test aborts.
-        #[cfg(target_os = "linux")]
-        unsafe {
-            use std::os::unix::process::CommandExt;
-            command.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = command
-            .current_dir(&dir)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &advertised_url,
-            ])
-            .args(["--storage-engine", &storage])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::from(log.try_clone().expect("log fd")))
-            .stderr(Stdio::from(log))
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let broker = Broker {
-            port,
-            advertised,
-            tls_ca: None,
-            engine,
-            child: Some(child),
-            dir,
-        };
-        if wait {
-            broker.wait_ready();
-        } else {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        broker
-    }
-
-    pub fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.advertised)
-    }
-
-    /// Clients of this broker go through a TLS proxy whose certificate `ca` signs.
-    pub fn use_tls(&mut self, ca: PathBuf) {
-        self.tls_ca = Some(ca);
-    }
-
-    fn wait_ready(&self) {
-        let consumer: BaseConsumer = self.client_config().create().expect("client");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if consumer
-                .fetch_metadata(None, Duration::from_secs(1))
-                .is_ok()
-            {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "tansu did not answer on {} within 30s; log in {}",
-            self.bootstrap(),
-            self.dir.display()
-        );
-    }
-
-    /// Kills the broker process (an outage); `start_on` with the same port brings it back.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
+/// Client helpers: what applications do to a cluster (create topics, produce, commit, consume).
+impl KafkaCluster {
+    /// A librdkafka configuration for the PLAINTEXT listener.
     pub fn client_config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", self.bootstrap())
-            .set("allow.auto.create.topics", "false")
-            .set("log_level", "3");
-        if let Some(ca) = &self.tls_ca {
-            c.set("security.protocol", "ssl")
-                .set("ssl.ca.location", ca.display().to_string());
+        for (k, v) in self.client_properties(Listener::Plaintext) {
+            c.set(k, v);
         }
+        c.set("allow.auto.create.topics", "false")
+            .set("log_level", "3");
         c
     }
 
-    /// Creates a topic with `partitions` partitions and explicit topic configs.
+    /// Creates a topic with `partitions` partitions, replicated to every node (at most 3), with
+    /// `configs` set on it (the broker's defaults for the rest).
     pub fn create_topic(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> =
             self.client_config().create().expect("admin");
-        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        let replication = self.spec.nodes.min(3) as i32;
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(replication));
         for (k, v) in configs {
             topic = topic.set(k, v);
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("rt");
-        let results = rt
-            .block_on(admin.create_topics(
-                &[topic],
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            ))
-            .expect("create_topics");
+        let results = block_on(admin.create_topics(
+            &[topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create_topics");
         for r in results {
             r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
         }
     }
 
-    /// A producer that sends every record in its own batch: Tansu's memory engine reports the
-    /// high watermark as the last batch's base offset + 1 (PRODUCT.md §10).
-    pub fn producer(&self) -> ThreadedProducer<DefaultProducerContext> {
+    /// A producer that batches and compresses like applications do.
+    pub fn producer(&self, codec: &str) -> ThreadedProducer<DefaultProducerContext> {
         self.client_config()
-            .set("linger.ms", "0")
-            .set("batch.num.messages", "1")
-            .set("enable.idempotence", "false")
+            .set("linger.ms", "5")
+            .set("compression.type", codec)
             .set("acks", "all")
             .create()
             .expect("producer")
     }
 
-    /// Produces `count` records to one partition, one per batch, stamped `timestamp_ms` (None: now).
+    /// Produces `count` records to one partition (batched, lz4-compressed), stamped
+    /// `timestamp_ms` (None: now), and waits until every one is acknowledged.
     pub fn produce(&self, topic: &str, partition: i32, count: usize, timestamp_ms: Option<i64>) {
-        let producer = self.producer();
+        self.produce_with(DEFAULT_CODEC, topic, partition, count, timestamp_ms);
+    }
+
+    /// `produce` with a given compression codec (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub fn produce_with(
+        &self,
+        codec: &str,
+        topic: &str,
+        partition: i32,
+        count: usize,
+        timestamp_ms: Option<i64>,
+    ) {
+        let producer = self.producer(codec);
         for i in 0..count {
-            let payload = format!("record-{i}");
+            let payload = format!("record-{i} of a batch compressed with {codec}");
             loop {
                 let mut record = BaseRecord::<(), str>::to(topic)
                     .partition(partition)
@@ -260,9 +131,13 @@ impl Broker {
                     }
                 }
             }
-            // One in flight at a time keeps every record in its own batch.
-            producer.flush(Duration::from_secs(10)).expect("flush");
         }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+        assert_eq!(
+            producer.in_flight_count(),
+            0,
+            "records to {topic}/{partition} not acknowledged"
+        );
     }
 
     /// Commits `offsets` ((topic, partition, offset)) for `group` without joining it (no members).
@@ -278,14 +153,29 @@ impl Broker {
             tpl.add_partition_offset(t, *p, Offset::Offset(*o))
                 .expect("tpl");
         }
-        consumer.commit(&tpl, CommitMode::Sync).expect("commit");
+        // The first commit on a fresh cluster creates the offsets topic: retry until its
+        // coordinator answers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => return,
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("commit for {group}: {e}; retrying");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(e) => panic!("commit for {group}: {e}"),
+            }
+        }
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// Runs a future to completion on a throwaway current-thread runtime (admin calls from tests).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(future)
 }
 
 /// Samples of an exposition, by series (`name{labels}` exactly as printed).
@@ -582,6 +472,10 @@ impl Drop for LagwatchProcess {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
         }
         let _ = self.child.wait();
+        // Its directory holds the configuration and the log: kept when the test failed.
+        if let (false, Some(dir)) = (std::thread::panicking(), self.log.parent()) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -591,7 +485,7 @@ pub struct Member {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Broker {
+impl KafkaCluster {
     /// Joins `group` on `topic` and, once partitions are assigned, commits `offset` on partition 0
     /// once (`None`: the consumer's own position after its first record); never commits again,
     /// like a consumer stuck on a poison message.

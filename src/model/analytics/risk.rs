@@ -86,7 +86,7 @@ mod tests {
             (Some(3_600_000), Some("compact"), None, "4: compact only: nothing expires by time"),
             (Some(-1), Some("delete"), None, "5: -1 is infinite retention"),
             (Some(0), Some("delete"), None, "6: 0 is not a usable retention"),
-            (None, Some("delete"), None, "7: retention unknown (Tansu omits defaults)"),
+            (None, Some("delete"), None, "7: retention unknown (not returned by DescribeConfigs)"),
             (Some(3_600_000), None, None, "8: policy unknown: no guess"),
             (Some(3_600_000), Some("deleted"), None, "9: only the exact word counts"),
         ];
