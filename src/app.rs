@@ -12,12 +12,14 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::cluster_state::ClusterState;
 use crate::config::{Compat, Config};
 use crate::http::{self, Exposition};
-use crate::kafka::{ClusterCollector, CollectorSettings, PollOutcome};
-use crate::metrics::{self, ClusterMetrics, RenderSettings};
+use crate::kafka::{ClusterCollector, CollectorSettings};
+use crate::metrics::{self, RenderSettings};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
-use crate::model::{self, Report};
+use crate::model::Report;
+use crate::poll::{analytics_settings, poll_once, PollResult};
 use crate::status_page;
 
 /// The last good report is served until it is this many poll intervals old.
@@ -35,14 +37,14 @@ pub enum AppError {
 
 /// Everything the poll loops share.
 struct Shared {
-    clusters: Mutex<Vec<ClusterMetrics>>,
+    clusters: Mutex<Vec<ClusterState>>,
     settings: RenderSettings,
     exposition: Arc<Exposition>,
 }
 
 impl Shared {
     /// Applies `update` to cluster `index` and publishes a fresh render of every cluster.
-    fn update(&self, index: usize, update: impl FnOnce(&mut ClusterMetrics)) {
+    fn update(&self, index: usize, update: impl FnOnce(&mut ClusterState)) {
         let (rendered, page) = {
             let mut clusters = match self.clusters.lock() {
                 Ok(c) => c,
@@ -80,19 +82,10 @@ pub async fn run(
         compat_kafka_lag_exporter: config.compat.contains(&Compat::KafkaLagExporter),
         shard_zero: config.shard.index == 0,
     };
-    let clusters: Vec<ClusterMetrics> = config
+    let clusters: Vec<ClusterState> = config
         .clusters
         .iter()
-        .map(|c| ClusterMetrics {
-            name: c.name.clone(),
-            report: None,
-            up: false,
-            last_success: None,
-            poll_duration: metrics::histogram_for_poll_duration(),
-            errors: Default::default(),
-            requests: Default::default(),
-            timestamp_reads_pending: 0,
-        })
+        .map(|c| ClusterState::new(c.name.clone()))
         .collect();
     let exposition = Arc::new(Exposition::new(
         metrics::render(&clusters, &settings),
@@ -139,54 +132,6 @@ pub async fn run(
     match server.await {
         Ok(result) => result.map_err(AppError::Http),
         Err(join) => Err(AppError::Http(std::io::Error::other(join))),
-    }
-}
-
-/// The analytics thresholds and bounds of the configuration.
-pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
-    AnalyticsSettings {
-        history: config.time_lag.history,
-        max_reads_per_poll: config.time_lag.max_reads_per_poll,
-        window: config.status.window,
-        allowed_lag: config.status.allowed_lag,
-        stop_after: config.status.stop_after,
-        eviction_warning: config.status.eviction_warning,
-        ..AnalyticsSettings::default()
-    }
-}
-
-/// The result of one complete poll: collection, timestamp reads, model.
-pub struct PollResult {
-    pub outcome: PollOutcome,
-    /// `None` when the metadata or offsets stage failed.
-    pub report: Option<Report>,
-    pub events: Vec<Event>,
-    pub timestamp_reads_pending: usize,
-}
-
-/// One poll of one cluster, both phases: collect, read the record timestamps the model asks
-/// for, finish the model. Blocking.
-pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
-    let mut outcome = collector.poll();
-    let Some(snapshot) = outcome.snapshot.take() else {
-        return PollResult {
-            outcome,
-            report: None,
-            events: Vec::new(),
-            timestamp_reads_pending: 0,
-        };
-    };
-    let plan = analytics.plan_reads(&snapshot);
-    let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
-    let result = analytics.finish(&snapshot, &reads, SystemTime::now());
-    let mut report = model::report(&snapshot);
-    report.apply_analytics(&result);
-    outcome.snapshot = Some(snapshot);
-    PollResult {
-        outcome,
-        report: Some(report),
-        events: result.events,
-        timestamp_reads_pending: result.timestamp_reads_pending,
     }
 }
 

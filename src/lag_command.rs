@@ -11,12 +11,12 @@ use std::fmt::Write as _;
 use regex::Regex;
 use serde::Serialize;
 
-use crate::app::{analytics_settings, poll_once};
 use crate::config::Config;
+use crate::human::seconds;
 use crate::kafka::{ClusterCollector, CollectorSettings};
 use crate::model::analytics::{ClusterAnalytics, Status};
 use crate::model::Report;
-use crate::status_page::seconds;
+use crate::poll::{analytics_settings, poll_once};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -39,6 +39,38 @@ pub enum LagError {
     Connection { cluster: String, message: String },
 }
 
+/// The status column: the group status of `docs/status.md` after several polls; after one,
+/// only what one poll can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowStatus {
+    Group(Status),
+    /// One poll: lag above `status.allowed_lag` (the window rules need more polls).
+    Behind,
+    /// Several polls, but the group had no status (no partition with a commit).
+    Unknown,
+}
+
+impl RowStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowStatus::Group(s) => s.as_str(),
+            RowStatus::Behind => "behind",
+            RowStatus::Unknown => "unknown",
+        }
+    }
+
+    /// Exit code 0 needs every group at this.
+    pub fn is_ok(self) -> bool {
+        self == RowStatus::Group(Status::Ok)
+    }
+}
+
+impl Serialize for RowStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One group's figures as printed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GroupRow {
@@ -46,7 +78,7 @@ pub struct GroupRow {
     pub group: String,
     pub state: &'static str,
     pub members: Option<u32>,
-    pub status: &'static str,
+    pub status: RowStatus,
     pub lag_messages: i64,
     pub lag_seconds: Option<f64>,
     pub eviction_seconds: Option<f64>,
@@ -165,11 +197,11 @@ fn group_rows(
                 .collect();
             let behind = partitions.iter().any(|p| p.lag_messages > allowed_lag);
             let status = match (polls, g.status) {
-                (_, Some(Status::Evicting)) => "evicting",
-                (1, _) if behind => "behind",
-                (1, _) => "ok",
-                (_, Some(s)) => s.as_str(),
-                (_, None) => "unknown",
+                (_, Some(Status::Evicting)) => RowStatus::Group(Status::Evicting),
+                (1, _) if behind => RowStatus::Behind,
+                (1, _) => RowStatus::Group(Status::Ok),
+                (_, Some(s)) => RowStatus::Group(s),
+                (_, None) => RowStatus::Unknown,
             };
             GroupRow {
                 cluster: cluster.to_string(),
@@ -189,7 +221,7 @@ fn group_rows(
 
 /// Whether every group is ok (exit code 0) or not (1).
 pub fn all_ok(rows: &[GroupRow]) -> bool {
-    rows.iter().all(|r| r.status == "ok")
+    rows.iter().all(|r| r.status.is_ok())
 }
 
 /// Formats the rows as JSON (an array of groups).
@@ -221,7 +253,7 @@ pub fn to_table(rows: &[GroupRow]) -> String {
             lines.push([
                 g.cluster.clone(),
                 g.group.clone(),
-                g.status.to_string(),
+                g.status.as_str().to_string(),
                 members.clone(),
                 dash(),
                 dash(),
@@ -237,7 +269,7 @@ pub fn to_table(rows: &[GroupRow]) -> String {
             lines.push([
                 g.cluster.clone(),
                 g.group.clone(),
-                g.status.to_string(),
+                g.status.as_str().to_string(),
                 members.clone(),
                 p.topic.clone(),
                 p.partition.to_string(),
@@ -373,7 +405,7 @@ mod tests {
         ];
         for (i, (polls, status, lags, allowed, want, why)) in cases.into_iter().enumerate() {
             let rows = group_rows("c", &report(status, &lags), &options(polls), polls, allowed);
-            assert_eq!(rows[0].status, want, "case {i}: {why}");
+            assert_eq!(rows[0].status.as_str(), want, "case {i}: {why}");
             assert_eq!(all_ok(&rows), want == "ok", "case {i}");
         }
     }

@@ -2,27 +2,24 @@
 //! assets). Rendered once per poll, beside the metrics, from the same cluster entries.
 
 use std::fmt::Write as _;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use crate::metrics::ClusterMetrics;
+use crate::cluster_state::ClusterState;
+use crate::human::seconds;
 use crate::model::analytics::Status;
 use crate::model::GroupReport;
 
-/// Worst first: the order a person wants to read groups in.
-fn severity(status: Option<Status>) -> u8 {
-    match status {
-        Some(Status::Evicting) => 0,
-        Some(Status::Stop) => 1,
-        Some(Status::Stall) => 2,
-        Some(Status::Rewind) => 3,
-        Some(Status::Warn) => 4,
-        None => 5,
-        Some(Status::Ok) => 6,
-    }
+/// Worst first, the order a person wants to read groups in: the status rules' own order, with
+/// groups whose status is not known yet just before the `ok` ones.
+fn severity(status: Option<Status>) -> (u8, bool) {
+    (
+        status.map_or(Status::Ok.rule(), Status::rule),
+        status.is_some(),
+    )
 }
 
 /// Renders the page for the clusters' latest state, as of `now`.
-pub fn render(clusters: &[ClusterMetrics], now: SystemTime) -> String {
+pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
     let mut html = String::with_capacity(4096);
     html.push_str(concat!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -100,16 +97,6 @@ pub fn render(clusters: &[ClusterMetrics], now: SystemTime) -> String {
     html
 }
 
-/// A whole-second duration for people, e.g. `1h 2m 3s`.
-pub fn seconds(s: f64) -> String {
-    let whole = if s.is_finite() && s > 0.0 {
-        s.round() as u64
-    } else {
-        0
-    };
-    humantime::format_duration(Duration::from_secs(whole)).to_string()
-}
-
 fn age(now: SystemTime, then: SystemTime) -> String {
     seconds(now.duration_since(then).unwrap_or_default().as_secs_f64())
 }
@@ -134,6 +121,7 @@ mod tests {
     use super::*;
     use crate::model::{GroupState, Report};
     use std::sync::Arc;
+    use std::time::Duration;
 
     fn group(id: &str, status: Status, lag_seconds: f64) -> GroupReport {
         GroupReport {
@@ -152,7 +140,7 @@ mod tests {
     #[test]
     fn groups_are_listed_worst_first_and_names_are_escaped() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut up = ClusterMetrics::new("prod");
+        let mut up = ClusterState::new("prod");
         up.up = true;
         up.last_success = Some(now - Duration::from_secs(5));
         up.report = Some(Arc::new(Report {
@@ -164,7 +152,7 @@ mod tests {
                 group("slow", Status::Warn, 90.0),
             ],
         }));
-        let down = ClusterMetrics::new("dr");
+        let down = ClusterState::new("dr");
         let html = render(&[up, down], now);
         let pos = |s: &str| html.find(s).unwrap_or_else(|| panic!("{s} in page"));
         // Evicting first, then warn by time lag (90 s before 30 s), then ok.
@@ -176,20 +164,5 @@ mod tests {
         assert!(html.contains("10m"), "eviction countdown shown");
         assert!(html.contains("class=\"down\">down: no data"));
         assert!(html.contains("5s ago"));
-    }
-
-    #[test]
-    fn durations_round_to_whole_seconds() {
-        // (seconds, shown)
-        let cases = [
-            (0.0, "0s"),
-            (59.6, "1m"),
-            (3661.0, "1h 1m 1s"),
-            (-5.0, "0s"),
-            (f64::NAN, "0s"),
-        ];
-        for (s, want) in cases {
-            assert_eq!(seconds(s), want, "{s}");
-        }
     }
 }

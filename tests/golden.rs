@@ -13,8 +13,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
+use lagwatch::cluster_state::ClusterState;
 use lagwatch::config::Granularity;
-use lagwatch::metrics::{self, ClusterMetrics, RenderSettings, Stage};
+use lagwatch::kafka::Stage;
+use lagwatch::metrics::{self, RenderSettings};
 use lagwatch::model::analytics::{
     Analytics, GroupAnalytics, GroupTopicAnalytics, PartitionAnalytics, Status,
 };
@@ -151,7 +153,7 @@ fn analytics() -> Analytics {
 /// Cluster `prod`: three topics, four groups (one whose id needs escaping, one that could not
 /// be described), polled successfully, with analytics. Cluster `staging`: never polled
 /// successfully.
-fn input() -> Vec<ClusterMetrics> {
+fn input() -> Vec<ClusterState> {
     let snapshot = Snapshot {
         taken_at: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
         topics: vec![
@@ -217,7 +219,7 @@ fn input() -> Vec<ClusterMetrics> {
 
     let mut report = model::report(&snapshot);
     report.apply_analytics(&analytics());
-    let mut prod = ClusterMetrics::new("prod");
+    let mut prod = ClusterState::new("prod");
     prod.report = Some(Arc::new(report));
     prod.up = true;
     prod.last_success = Some(UNIX_EPOCH + Duration::from_millis(1_700_000_004_250));
@@ -232,7 +234,7 @@ fn input() -> Vec<ClusterMetrics> {
     ]);
     prod.timestamp_reads_pending = 5;
 
-    let mut staging = ClusterMetrics::new("staging");
+    let mut staging = ClusterState::new("staging");
     staging.poll_duration.observe(30.0);
     staging.errors = BTreeMap::from([(Stage::Metadata, 4)]);
     staging.requests = BTreeMap::from([("bootstrap".to_owned(), 4)]);

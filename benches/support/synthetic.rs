@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use lagwatch::cluster_state::ClusterState;
 use lagwatch::config::Granularity;
-use lagwatch::metrics::{ClusterMetrics, RenderSettings};
+use lagwatch::metrics::RenderSettings;
 use lagwatch::model::{
     self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
@@ -71,8 +72,8 @@ pub fn snapshot(
     }
 }
 
-pub fn cluster(report: model::Report) -> ClusterMetrics {
-    let mut c = ClusterMetrics::new("bench".to_string());
+pub fn cluster(report: model::Report) -> ClusterState {
+    let mut c = ClusterState::new("bench".to_string());
     c.report = Some(Arc::new(report));
     c.up = true;
     c

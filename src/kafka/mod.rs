@@ -9,6 +9,7 @@
 
 pub mod admin_sys;
 mod reader;
+mod stage;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -22,14 +23,14 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::{ClusterConfig, Isolation, ShardConfig};
-use crate::metrics::Stage;
+use crate::config::{ClusterConfig, ShardConfig};
 use crate::model::{
     CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
 };
 use admin_sys::GroupKind;
 pub use reader::TimestampReader;
+pub use stage::Stage;
 use stats::RequestCounter;
 pub use stats::StatsContext;
 
@@ -562,13 +563,7 @@ fn client_config(cluster: &ClusterConfig) -> ClientConfig {
         .set("statistics.interval.ms", STATISTICS_INTERVAL_MS)
         .set("enable.auto.commit", "false")
         .set("allow.auto.create.topics", "false")
-        .set(
-            "isolation.level",
-            match cluster.isolation {
-                Isolation::ReadUncommitted => "read_uncommitted",
-                Isolation::ReadCommitted => "read_committed",
-            },
-        );
+        .set("isolation.level", cluster.isolation.as_str());
     config
 }
 

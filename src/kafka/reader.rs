@@ -12,9 +12,9 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::stats::{RequestCounter, StatsContext};
+use super::Stage;
 use super::{client_config, CollectError, StageError};
 use crate::config::ClusterConfig;
-use crate::metrics::Stage;
 use crate::model::analytics::TimestampRead;
 
 pub struct TimestampReader {

@@ -8,7 +8,6 @@
 
 use std::fmt;
 use std::io::Write as _;
-use std::sync::Arc;
 
 use flate2::write::GzEncoder;
 use flate2::Compression;
@@ -16,34 +15,14 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
 };
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::families::{
-    ExporterFamily, ExporterRows, Kind, Rows, Value, EXPORTER_FAMILIES, KAFKA_FAMILIES,
+    ClusterView, ExporterFamily, ExporterRows, Kind, Rows, Value, EXPORTER_FAMILIES, KAFKA_FAMILIES,
 };
-use super::Stage;
+use crate::kafka::Stage;
 use crate::model::Report;
-
-/// What the collector needs of one cluster, owned: a prometheus-client collector is `'static`.
-/// Cloning is cheap: the report is shared, the histogram clone shares its buckets.
-#[derive(Debug)]
-pub(crate) struct ClusterView {
-    pub name: String,
-    pub report: Option<Arc<Report>>,
-    pub up: bool,
-    /// Unix time, seconds.
-    pub last_success: Option<f64>,
-    pub poll_duration: Histogram,
-    /// Cumulative errors, indexed like [`Stage::ALL`].
-    pub errors: [u64; Stage::ALL.len()],
-    pub requests: Vec<(String, u64)>,
-    pub timestamp_reads_pending: u64,
-    /// Kafka series emitted / dropped by the guard in this render.
-    pub series: usize,
-    pub dropped: usize,
-}
 
 /// One render's worth of data, as a prometheus-client collector.
 #[derive(Debug)]

@@ -4,10 +4,33 @@
 //!
 //! Order of the tables is the order of the exposition. `docs/metrics.md` documents every entry.
 
-use super::encode::ClusterView;
+use std::sync::Arc;
+
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::kafka::Stage;
 use crate::model::{
     GroupPartitionReport, GroupReport, GroupTopicReport, PartitionOffsets, Report, TopicReport,
 };
+
+/// What the collector needs of one cluster, owned: a prometheus-client collector is `'static`.
+/// Cloning is cheap: the report is shared, the histogram clone shares its buckets.
+#[derive(Debug)]
+pub(crate) struct ClusterView {
+    pub name: String,
+    pub report: Option<Arc<Report>>,
+    pub up: bool,
+    /// Unix time, seconds.
+    pub last_success: Option<f64>,
+    pub poll_duration: Histogram,
+    /// Cumulative errors, indexed like [`Stage::ALL`].
+    pub errors: [u64; Stage::ALL.len()],
+    pub requests: Vec<(String, u64)>,
+    pub timestamp_reads_pending: u64,
+    /// Kafka series emitted / dropped by the guard in this render.
+    pub series: usize,
+    pub dropped: usize,
+}
 
 /// A sample value. Offsets and counts are integers; times and ratios are floats.
 #[derive(Clone, Copy, Debug, PartialEq)]

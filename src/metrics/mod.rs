@@ -16,16 +16,13 @@ mod guard;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::UNIX_EPOCH;
 
-use prometheus_client::metrics::histogram::Histogram;
-
+use crate::cluster_state::ClusterState;
 use crate::config::Granularity;
-use crate::model::Report;
-use encode::{ClusterView, ReportCollector};
-use families::{Level, KAFKA_FAMILIES};
+use crate::kafka::Stage;
+use encode::ReportCollector;
+use families::{ClusterView, Level, KAFKA_FAMILIES};
 use guard::LevelCounts;
 
 /// `Content-Type` of the Prometheus text format 0.0.4 ([`Rendered::text`]).
@@ -33,87 +30,6 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `Content-Type` of OpenMetrics 1.0 text ([`Rendered::openmetrics`]).
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Upper bounds of the `lagwatch_poll_duration_seconds` buckets: a healthy poll takes from tens
-/// of milliseconds (small cluster) to tens of seconds (thousands of groups); Kafka timeouts make
-/// the slow end.
-const POLL_DURATION_BUCKETS: [f64; 11] =
-    [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0];
-
-/// A poll stage, as the `stage` label of `lagwatch_poll_errors_total`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Stage {
-    Metadata,
-    ListOffsets,
-    ListGroups,
-    DescribeGroups,
-    OffsetFetch,
-    DescribeConfigs,
-    ReadTimestamps,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 7] = [
-        Stage::Metadata,
-        Stage::ListOffsets,
-        Stage::ListGroups,
-        Stage::DescribeGroups,
-        Stage::OffsetFetch,
-        Stage::DescribeConfigs,
-        Stage::ReadTimestamps,
-    ];
-
-    /// The label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Metadata => "metadata",
-            Stage::ListOffsets => "list_offsets",
-            Stage::ListGroups => "list_groups",
-            Stage::DescribeGroups => "describe_groups",
-            Stage::OffsetFetch => "offset_fetch",
-            Stage::DescribeConfigs => "describe_configs",
-            Stage::ReadTimestamps => "read_timestamps",
-        }
-    }
-}
-
-/// What one cluster contributes to a render. One per configured cluster, in config order.
-#[derive(Clone, Debug)]
-pub struct ClusterMetrics {
-    /// The `cluster` label value.
-    pub name: String,
-    /// The data to serve; `None` when there is no good data (never polled successfully, or the
-    /// last good data is older than 3 poll intervals): then only exporter families are emitted.
-    pub report: Option<Arc<Report>>,
-    /// `lagwatch_kafka_up`: the last poll read metadata and offsets.
-    pub up: bool,
-    /// `lagwatch_last_poll_success_timestamp_seconds`; absent if never.
-    pub last_success: Option<SystemTime>,
-    /// `lagwatch_poll_duration_seconds`; the poll loop observes into it (clones share buckets).
-    pub poll_duration: Histogram,
-    /// Cumulative `lagwatch_poll_errors_total{stage}`; every stage is emitted, 0 when absent.
-    pub errors: BTreeMap<Stage, u64>,
-    /// Cumulative `lagwatch_kafka_requests_total{broker}`.
-    pub requests: BTreeMap<String, u64>,
-    /// `lagwatch_timestamp_reads_pending`.
-    pub timestamp_reads_pending: u64,
-}
-
-impl ClusterMetrics {
-    /// A cluster not polled yet: no report, down, no counts.
-    pub fn new(name: impl Into<String>) -> ClusterMetrics {
-        ClusterMetrics {
-            name: name.into(),
-            report: None,
-            up: false,
-            last_success: None,
-            poll_duration: histogram_for_poll_duration(),
-            errors: BTreeMap::new(),
-            requests: BTreeMap::new(),
-            timestamp_reads_pending: 0,
-        }
-    }
-}
 
 /// How to render, from the configuration.
 #[derive(Clone, Debug)]
@@ -150,13 +66,8 @@ pub struct Rendered {
     pub dropped: usize,
 }
 
-/// A histogram with the `lagwatch_poll_duration_seconds` buckets (50 ms to 2 min).
-pub fn histogram_for_poll_duration() -> Histogram {
-    Histogram::new(POLL_DURATION_BUCKETS)
-}
-
 /// Renders every cluster, family by family.
-pub fn render(clusters: &[ClusterMetrics], settings: &RenderSettings) -> Rendered {
+pub fn render(clusters: &[ClusterState], settings: &RenderSettings) -> Rendered {
     let requested = match settings.granularity {
         Granularity::Group => Level::Always,
         Granularity::Topic => Level::Topic,
@@ -233,7 +144,7 @@ pub fn render(clusters: &[ClusterMetrics], settings: &RenderSettings) -> Rendere
     }
 }
 
-fn view(cluster: &ClusterMetrics, series: usize, dropped: usize) -> ClusterView {
+fn view(cluster: &ClusterState, series: usize, dropped: usize) -> ClusterView {
     ClusterView {
         name: cluster.name.clone(),
         report: cluster.report.clone(),

@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use super::*;
 use crate::model::{
-    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
-    TopicSnapshot,
+    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Report, Snapshot,
+    TopicConfig, TopicSnapshot,
 };
 
 fn po(partition: i32, earliest: i64, latest: i64) -> PartitionOffsets {
@@ -77,8 +77,8 @@ fn report() -> Arc<Report> {
     ])
 }
 
-fn cluster(name: &str, report: Option<Arc<Report>>) -> ClusterMetrics {
-    let mut c = ClusterMetrics::new(name);
+fn cluster(name: &str, report: Option<Arc<Report>>) -> ClusterState {
+    let mut c = ClusterState::new(name);
     c.up = report.is_some();
     c.report = report;
     c

@@ -1,0 +1,58 @@
+//! One complete poll of one cluster, shared by the daemon's poll loops (`app`) and `lagwatch
+//! lag`: collect a snapshot, read the record timestamps the model asks for, finish the model
+//! into a report. Blocking; callers run it off the async workers.
+
+use std::time::SystemTime;
+
+use crate::config::Config;
+use crate::kafka::{ClusterCollector, PollOutcome};
+use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
+use crate::model::{self, Report};
+
+/// The analytics thresholds and bounds of the configuration.
+pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
+    AnalyticsSettings {
+        history: config.time_lag.history,
+        max_reads_per_poll: config.time_lag.max_reads_per_poll,
+        window: config.status.window,
+        allowed_lag: config.status.allowed_lag,
+        stop_after: config.status.stop_after,
+        eviction_warning: config.status.eviction_warning,
+        ..AnalyticsSettings::default()
+    }
+}
+
+/// The result of one complete poll: collection, timestamp reads, model.
+pub struct PollResult {
+    pub outcome: PollOutcome,
+    /// `None` when the metadata or offsets stage failed.
+    pub report: Option<Report>,
+    pub events: Vec<Event>,
+    pub timestamp_reads_pending: usize,
+}
+
+/// One poll of one cluster, both phases: collect, read the record timestamps the model asks
+/// for, finish the model. Blocking.
+pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
+    let mut outcome = collector.poll();
+    let Some(snapshot) = outcome.snapshot.take() else {
+        return PollResult {
+            outcome,
+            report: None,
+            events: Vec::new(),
+            timestamp_reads_pending: 0,
+        };
+    };
+    let plan = analytics.plan_reads(&snapshot);
+    let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
+    let result = analytics.finish(&snapshot, &reads, SystemTime::now());
+    let mut report = model::report(&snapshot);
+    report.apply_analytics(&result);
+    outcome.snapshot = Some(snapshot);
+    PollResult {
+        outcome,
+        report: Some(report),
+        events: result.events,
+        timestamp_reads_pending: result.timestamp_reads_pending,
+    }
+}
