@@ -9,7 +9,8 @@ use crate::kafka::{ClusterCollector, PollOutcome};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::{self, Report};
 
-/// The analytics thresholds and bounds of the configuration.
+/// The analytics thresholds and bounds of the configuration. Every field is named, so a setting
+/// added to the model must be given its source here rather than fall back to a default unnoticed.
 pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
     AnalyticsSettings {
         history: config.time_lag.history,
@@ -18,7 +19,8 @@ pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
         allowed_lag: config.status.allowed_lag,
         stop_after: config.status.stop_after,
         eviction_warning: config.status.eviction_warning,
-        ..AnalyticsSettings::default()
+        // No configuration key sets it.
+        timestamp_cache: AnalyticsSettings::DEFAULT.timestamp_cache,
     }
 }
 
@@ -54,5 +56,18 @@ pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalyt
         report: Some(report),
         events: result.events,
         timestamp_reads_pending: result.timestamp_reads_pending,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_without_time_lag_or_status_gets_the_model_defaults() {
+        let config =
+            Config::from_yaml("clusters: [{name: local, bootstrap_servers: \"127.0.0.1:9092\"}]")
+                .unwrap();
+        assert_eq!(analytics_settings(&config), AnalyticsSettings::default());
     }
 }

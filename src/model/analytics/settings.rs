@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-/// What the analytics of one cluster keep and how the status rules judge. `config` fills it from
-/// the validated configuration; [`AnalyticsSettings::default`] holds the documented defaults.
+/// What the analytics of one cluster keep and how the status rules judge. `poll` fills it from
+/// the validated configuration; [`AnalyticsSettings::DEFAULT`] holds the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnalyticsSettings {
     /// `time_lag.history`: head samples kept per partition for interpolation (at least 2).
@@ -24,17 +24,25 @@ pub struct AnalyticsSettings {
     pub timestamp_cache: usize,
 }
 
+impl AnalyticsSettings {
+    /// The defaults of PRODUCT.md §6 for `time_lag.*` and `status.*`, written only here: the
+    /// configuration's `TimeLagConfig` and `StatusConfig` default to these fields, because the
+    /// model may not import the configuration while the configuration may import the model.
+    /// `timestamp_cache` has no key; this is its only value.
+    pub const DEFAULT: AnalyticsSettings = AnalyticsSettings {
+        history: 64,
+        max_reads_per_poll: 1000,
+        window: 10,
+        allowed_lag: 0,
+        stop_after: Duration::from_secs(15 * 60),
+        eviction_warning: Duration::from_secs(60 * 60),
+        timestamp_cache: 100_000,
+    };
+}
+
 impl Default for AnalyticsSettings {
     fn default() -> Self {
-        AnalyticsSettings {
-            history: 64,
-            max_reads_per_poll: 1000,
-            window: 10,
-            allowed_lag: 0,
-            stop_after: Duration::from_secs(15 * 60),
-            eviction_warning: Duration::from_secs(60 * 60),
-            timestamp_cache: 100_000,
-        }
+        AnalyticsSettings::DEFAULT
     }
 }
 
