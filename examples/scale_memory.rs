@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use lagwatch::config::Granularity;
 use lagwatch::metrics;
-use lagwatch::model;
 use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics};
 
 #[path = "../benches/support/synthetic.rs"]
@@ -28,7 +27,7 @@ fn main() {
     let group_partitions: usize = snapshot.groups.iter().map(|g| g.offsets.len()).sum();
     let mut analytics = ClusterAnalytics::new(AnalyticsSettings::default());
     let settings = synthetic::settings(Granularity::Topic);
-    let mut cluster = synthetic::cluster(model::report(&snapshot));
+    let mut cluster = synthetic::cluster(synthetic::report(&snapshot));
     let polls: usize = 70; // more than time_lag.history (64): every history ring is full
     let mut seconds = Vec::with_capacity(polls);
     for _ in 0..polls {
@@ -36,9 +35,7 @@ fn main() {
         let started = Instant::now();
         let plan = analytics.plan_reads(&snapshot);
         let result = analytics.finish(&snapshot, &[], snapshot.taken_at);
-        let mut report = model::report(&snapshot);
-        report.apply_analytics(&result);
-        cluster.report = Some(Arc::new(report));
+        cluster.report = Some(Arc::new(result.report));
         let rendered = metrics::render(std::slice::from_ref(&cluster), &settings);
         seconds.push(started.elapsed().as_secs_f64());
         std::hint::black_box((plan.reads.len(), rendered.text.len()));

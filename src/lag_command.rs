@@ -46,8 +46,6 @@ pub enum RowStatus {
     Group(Status),
     /// One poll: lag above `status.allowed_lag` (the window rules need more polls).
     Behind,
-    /// Several polls, but the group had no status (no partition with a commit).
-    Unknown,
 }
 
 impl RowStatus {
@@ -55,7 +53,6 @@ impl RowStatus {
         match self {
             RowStatus::Group(s) => s.as_str(),
             RowStatus::Behind => "behind",
-            RowStatus::Unknown => "unknown",
         }
     }
 
@@ -82,7 +79,7 @@ pub struct GroupRow {
     pub lag_messages: i64,
     pub lag_seconds: Option<f64>,
     pub eviction_seconds: Option<f64>,
-    pub evicted_messages: Option<i64>,
+    pub evicted_messages: i64,
     pub partitions: Vec<PartitionRow>,
 }
 
@@ -95,7 +92,7 @@ pub struct PartitionRow {
     pub lag_messages: i64,
     pub lag_seconds: Option<f64>,
     pub eviction_seconds: Option<f64>,
-    pub evicted_messages: Option<i64>,
+    pub evicted_messages: i64,
 }
 
 /// Polls, then returns the rows of every selected group.
@@ -197,11 +194,10 @@ fn group_rows(
                 .collect();
             let behind = partitions.iter().any(|p| p.lag_messages > allowed_lag);
             let status = match (polls, g.status) {
-                (_, Some(Status::Evicting)) => RowStatus::Group(Status::Evicting),
+                (_, Status::Evicting) => RowStatus::Group(Status::Evicting),
                 (1, _) if behind => RowStatus::Behind,
                 (1, _) => RowStatus::Group(Status::Ok),
-                (_, Some(s)) => RowStatus::Group(s),
-                (_, None) => RowStatus::Unknown,
+                (_, s) => RowStatus::Group(s),
             };
             GroupRow {
                 cluster: cluster.to_string(),
@@ -278,7 +274,7 @@ pub fn to_table(rows: &[GroupRow]) -> String {
                 p.lag_messages.to_string(),
                 p.lag_seconds.map_or_else(dash, seconds),
                 p.eviction_seconds.map_or_else(dash, seconds),
-                p.evicted_messages.map_or_else(dash, |e| e.to_string()),
+                p.evicted_messages.to_string(),
             ]);
         }
     }
@@ -329,17 +325,16 @@ mod tests {
                 retention_seconds: None,
                 retention_bytes: None,
             }],
-            groups: vec![GroupReport {
-                id: "billing".into(),
-                state: GroupState::Stable,
-                members: Some(1),
-                lag_messages: lags.iter().sum(),
-                status: Some(status),
-                topics: vec![GroupTopicReport {
+            groups: vec![GroupReport::from_topics(
+                "billing".into(),
+                GroupState::Stable,
+                Some(1),
+                0,
+                status,
+                vec![GroupTopicReport::from_partitions(
                     topic,
-                    lag_messages: lags.iter().sum(),
-                    partitions: lags
-                        .iter()
+                    (0, 0),
+                    lags.iter()
                         .enumerate()
                         .map(|(p, lag)| GroupPartitionReport {
                             partition: p as i32,
@@ -349,10 +344,8 @@ mod tests {
                             ..Default::default()
                         })
                         .collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
+                )],
+            )],
         }
     }
 
@@ -420,7 +413,7 @@ mod tests {
         let cells: Vec<&str> = lines[2].split_whitespace().collect();
         assert_eq!(
             cells,
-            ["prod", "billing", "behind", "1", "orders", "1", "70", "100", "30", "1m", "-", "-"]
+            ["prod", "billing", "behind", "1", "orders", "1", "70", "100", "30", "1m", "-", "0"]
         );
         let json: serde_json::Value = serde_json::from_str(&to_json(&rows)).expect("json");
         assert_eq!(json[0]["partitions"][1]["lag_messages"], 30);

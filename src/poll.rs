@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use crate::config::Config;
 use crate::kafka::{ClusterCollector, PollOutcome};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
-use crate::model::{self, Report};
+use crate::model::Report;
 
 /// The analytics thresholds and bounds of the configuration. Every field is named, so a setting
 /// added to the model must be given its source here rather than fall back to a default unnoticed.
@@ -48,12 +48,10 @@ pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalyt
     let plan = analytics.plan_reads(&snapshot);
     let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
     let result = analytics.finish(&snapshot, &reads, SystemTime::now());
-    let mut report = model::report(&snapshot);
-    report.apply_analytics(&result);
     outcome.snapshot = Some(snapshot);
     PollResult {
         outcome,
-        report: Some(report),
+        report: Some(result.report),
         events: result.events,
         timestamp_reads_pending: result.timestamp_reads_pending,
     }

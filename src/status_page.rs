@@ -9,13 +9,9 @@ use crate::human::seconds;
 use crate::model::analytics::Status;
 use crate::model::GroupReport;
 
-/// Worst first, the order a person wants to read groups in: the status rules' own order, with
-/// groups whose status is not known yet just before the `ok` ones.
-fn severity(status: Option<Status>) -> (u8, bool) {
-    (
-        status.map_or(Status::Ok.rule(), Status::rule),
-        status.is_some(),
-    )
+/// Worst first, the order a person wants to read groups in: the status rules' own order.
+fn severity(status: Status) -> u8 {
+    status.rule()
 }
 
 /// Renders the page for the clusters' latest state, as of `now`.
@@ -77,7 +73,7 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
             "<th>evicted</th></tr>\n"
         ));
         for (cluster, g) in rows {
-            let status = g.status.map_or("unknown", Status::as_str);
+            let status = g.status.as_str();
             let _ = writeln!(
                 html,
                 "<tr><td>{}</td><td>{}</td><td class=\"{status}\">{status}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
@@ -88,7 +84,7 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
                 g.lag_messages,
                 g.lag_seconds.map_or("-".to_string(), seconds),
                 g.eviction_seconds.map_or("-".to_string(), seconds),
-                g.evicted_messages.map_or("-".to_string(), |e| e.to_string()),
+                g.evicted_messages,
             );
         }
         html.push_str("</table>\n");
@@ -128,12 +124,15 @@ mod tests {
             id: id.into(),
             state: GroupState::Stable,
             members: Some(2),
+            uncommitted_partitions: 0,
+            status,
             lag_messages: 10,
-            status: Some(status),
             lag_seconds: Some(lag_seconds),
             eviction_seconds: Some(600.0),
-            evicted_messages: Some(0),
-            ..Default::default()
+            retention_usage_ratio: None,
+            evicted_messages: 0,
+            commit_stall_seconds: 0.0,
+            topics: Vec::new(),
         }
     }
 

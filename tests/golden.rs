@@ -17,12 +17,10 @@ use lagwatch::cluster_state::ClusterState;
 use lagwatch::config::Granularity;
 use lagwatch::kafka::Stage;
 use lagwatch::metrics::{self, RenderSettings};
-use lagwatch::model::analytics::{
-    Analytics, GroupAnalytics, GroupTopicAnalytics, PartitionAnalytics, Status,
-};
+use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event, Status};
 use lagwatch::model::{
-    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
-    TopicSnapshot,
+    self, CommittedOffset, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
+    GroupTopicReport, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
 };
 
 fn partitions(offsets: &[(i64, i64)]) -> Vec<PartitionOffsets> {
@@ -48,110 +46,151 @@ fn commits(topic: &str, offsets: &[(i32, i64)]) -> Vec<CommittedOffset> {
         .collect()
 }
 
-/// One partition's analytics: (partition, time lag s, eviction s, retention usage, evicted
-/// messages, commit stall s).
+/// One group-partition's figures: (partition, C, lag messages, time lag s, eviction s, retention
+/// usage, evicted messages, commit stall s).
+type Figures = (
+    i32,
+    i64,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    Option<f64>,
+    i64,
+    f64,
+);
+
 fn partition(
-    (partition, lag_seconds, eviction_seconds, retention_usage_ratio, evicted_messages, stall): (
-        i32,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        i64,
-        f64,
-    ),
-) -> PartitionAnalytics {
-    PartitionAnalytics {
+    (
         partition,
+        committed_offset,
+        lag_messages,
         lag_seconds,
         eviction_seconds,
-        retention_usage_ratio,
-        evicted_messages,
+        usage,
+        evicted,
+        stall,
+    ): Figures,
+) -> GroupPartitionReport {
+    GroupPartitionReport {
+        partition,
+        committed_offset,
+        lag_messages,
+        lag_seconds,
+        eviction_seconds,
+        retention_usage_ratio: usage,
+        evicted_messages: evicted,
         commit_stall_seconds: stall,
     }
 }
 
-/// A group-topic's analytics, aggregated over its partitions as the model does.
+/// A group-topic's figures, aggregated over its partitions as the model does.
 fn topic(
     name: &str,
     rewinds: (u64, u64),
-    partitions: Vec<PartitionAnalytics>,
-) -> GroupTopicAnalytics {
-    GroupTopicAnalytics::from_partitions(Arc::from(name), rewinds, partitions)
+    partitions: Vec<GroupPartitionReport>,
+) -> GroupTopicReport {
+    GroupTopicReport::from_partitions(Arc::from(name), rewinds, partitions)
 }
 
-fn group(id: &str, status: Status, topics: Vec<GroupTopicAnalytics>) -> GroupAnalytics {
-    GroupAnalytics::from_topics(id.to_owned(), status, topics)
-}
-
-/// The analytics of the `prod` snapshot, one status per group:
+/// The groups of the `prod` snapshot, one status per group:
 /// - `billing` is `evicting`: payments/0 committed 10 below the low watermark 40 (30 messages
 ///   evicted, countdown 0, 81 s of a 90 s retention used); it rewound twice on orders;
 /// - `legacy…` is `stop`: behind for 20 min without a commit, and its time lag is not known yet
 ///   (timestamp read pending), so it has no time-lag, eviction or usage series;
-/// - `reporting` is `rewind`: caught up after rewinding 1,400 messages;
+/// - `reporting` is `rewind`: caught up after rewinding 1,400 messages (its commit on the
+///   vanished topic `gone` is skipped);
 /// - `search` is `ok`, caught up on the compacted `audit`: no eviction or usage series.
-fn analytics() -> Analytics {
+///
+/// Offset lags are `max(0, H − max(C, L))` of the snapshot; uncommitted partitions count the
+/// group's topics' partitions without a commit.
+fn groups() -> Vec<GroupReport> {
     let (none, zero) = (None, Some(0.0));
-    Analytics {
-        groups: vec![
-            group(
-                "billing",
-                Status::Evicting,
-                vec![
-                    topic(
-                        "orders",
-                        (2, 350),
-                        vec![
-                            partition((0, Some(604.8), Some(604_195.2), Some(0.001), 0, 45.0)),
-                            partition((1, Some(60.48), Some(604_739.52), Some(0.0001), 0, 0.0)),
-                            partition((2, zero, none, zero, 0, 0.0)),
-                        ],
-                    ),
-                    topic(
-                        "payments",
-                        (0, 0),
-                        vec![
-                            partition((0, Some(81.0), zero, Some(0.9), 30, 120.0)),
-                            partition((1, zero, none, zero, 0, 0.0)),
-                        ],
-                    ),
-                ],
-            ),
-            group(
-                "legacy \"nightly\" C:\\jobs",
-                Status::Stop,
-                vec![topic(
+    vec![
+        GroupReport::from_topics(
+            "billing".into(),
+            GroupState::Stable,
+            Some(3),
+            0,
+            Status::Evicting,
+            vec![
+                topic(
                     "orders",
+                    (2, 350),
+                    vec![
+                        partition((
+                            0,
+                            1_400,
+                            100,
+                            Some(604.8),
+                            Some(604_195.2),
+                            Some(0.001),
+                            0,
+                            45.0,
+                        )),
+                        partition((
+                            1,
+                            1_990,
+                            10,
+                            Some(60.48),
+                            Some(604_739.52),
+                            Some(0.0001),
+                            0,
+                            0.0,
+                        )),
+                        partition((2, 250, 0, zero, none, zero, 0, 0.0)),
+                    ],
+                ),
+                topic(
+                    "payments",
                     (0, 0),
-                    vec![partition((1, none, none, none, 0, 1200.0))],
-                )],
-            ),
-            group(
-                "reporting",
-                Status::Rewind,
-                vec![topic(
-                    "orders",
-                    (1, 1_400),
-                    vec![partition((0, zero, none, zero, 0, 0.0))],
-                )],
-            ),
-            group(
-                "search",
-                Status::Ok,
-                vec![topic(
-                    "audit",
-                    (0, 0),
-                    vec![partition((0, zero, none, none, 0, 0.0))],
-                )],
-            ),
-        ],
-        events: Vec::new(),
-        timestamp_reads_pending: 5,
-    }
+                    vec![
+                        partition((0, 10, 50, Some(81.0), zero, Some(0.9), 30, 120.0)),
+                        partition((1, 12, 0, zero, none, zero, 0, 0.0)),
+                    ],
+                ),
+            ],
+        ),
+        GroupReport::from_topics(
+            "legacy \"nightly\" C:\\jobs".into(),
+            GroupState::Unknown,
+            None,
+            2,
+            Status::Stop,
+            vec![topic(
+                "orders",
+                (0, 0),
+                vec![partition((1, 0, 2_000, none, none, none, 0, 1200.0))],
+            )],
+        ),
+        GroupReport::from_topics(
+            "reporting".into(),
+            GroupState::Empty,
+            Some(0),
+            2,
+            Status::Rewind,
+            vec![topic(
+                "orders",
+                (1, 1_400),
+                vec![partition((0, 1_500, 0, zero, none, zero, 0, 0.0))],
+            )],
+        ),
+        GroupReport::from_topics(
+            "search".into(),
+            GroupState::Stable,
+            Some(1),
+            0,
+            Status::Ok,
+            vec![topic(
+                "audit",
+                (0, 0),
+                vec![partition((0, 0, 0, zero, none, none, 0, 0.0))],
+            )],
+        ),
+    ]
 }
 
 /// Cluster `prod`: three topics, four groups (one whose id needs escaping, one that could not
-/// be described), polled successfully, with analytics. Cluster `staging`: never polled
+/// be described), polled successfully, with hand-chosen analytics figures. Cluster `staging`: never polled
 /// successfully.
 fn input() -> Vec<ClusterState> {
     let snapshot = Snapshot {
@@ -217,8 +256,10 @@ fn input() -> Vec<ClusterState> {
         ],
     };
 
-    let mut report = model::report(&snapshot);
-    report.apply_analytics(&analytics());
+    let report = Report {
+        topics: model::topic_reports(&snapshot),
+        groups: groups(),
+    };
     let mut prod = ClusterState::new("prod");
     prod.report = Some(Arc::new(report));
     prod.up = true;
@@ -377,4 +418,135 @@ fn compat_exposition_matches_golden_files_and_passes_promtool() {
         (rendered.series, rendered.dropped),
         (SERIES + COMPAT_SERIES, 0)
     );
+}
+
+/// Scenario time: seconds after a fixed instant.
+const SCENARIO_BASE_SECS: u64 = 1_700_000_000;
+
+fn scenario_at(secs: u64) -> std::time::SystemTime {
+    UNIX_EPOCH + Duration::from_secs(SCENARIO_BASE_SECS + secs)
+}
+
+/// The scripted snapshot of cluster `lab` at scenario second `t` (polls every 30 s). Producers
+/// write 10 records/s to every partition, and record `o` was written at second `o / 10 − 600`
+/// (what [`scenario_record_ms`] answers), so `H = 6,000 + 10 t`.
+/// - `events` (2 partitions, 1 h retention): `lagging` commits at half the production rate on
+///   both partitions (lag rising: `warn`); `stalled` has a member but its commit on events/0
+///   never moves (`stall`; events/1 uncommitted); `rewinder` is caught up on events/1 until it
+///   is reset 1,300 records back at 60 s (`rewind`).
+/// - `short` (1 partition, 10 min retention): `evicting` sits at offset 200; at 60 s retention
+///   deletes everything below 1,000, so 800 records are lost unread (`evicting`).
+fn scenario_snapshot(t: u64) -> Snapshot {
+    let t = t as i64;
+    let head = 6_000 + 10 * t;
+    let low = if t >= 60 { 1_000 } else { 0 };
+    let deleting = |retention_ms| TopicConfig {
+        retention_ms: Some(retention_ms),
+        retention_bytes: None,
+        cleanup_policy: Some("delete".into()),
+    };
+    let group = |id: &str, members, offsets| GroupSnapshot {
+        id: id.into(),
+        state: GroupState::Stable,
+        members: Some(members),
+        offsets,
+    };
+    let lagging = 5_900 + 5 * t;
+    let rewinder = if t < 60 { head } else { head - 1_300 - 300 };
+    Snapshot {
+        taken_at: scenario_at(t as u64),
+        topics: vec![
+            TopicSnapshot {
+                name: Arc::from("events"),
+                partitions: partitions(&[(0, head), (0, head)]),
+                config: deleting(3_600_000),
+            },
+            TopicSnapshot {
+                name: Arc::from("short"),
+                partitions: partitions(&[(low, head)]),
+                config: deleting(600_000),
+            },
+        ],
+        groups: vec![
+            group("evicting", 1, commits("short", &[(0, 200)])),
+            group(
+                "lagging",
+                2,
+                commits("events", &[(0, lagging), (1, lagging)]),
+            ),
+            group("rewinder", 1, commits("events", &[(1, rewinder)])),
+            group("stalled", 1, commits("events", &[(0, 5_500)])),
+        ],
+    }
+}
+
+/// The timestamp of record `offset` (any partition), ms since the epoch: the reads `kafka/`
+/// would make, answered from the scenario's production rate.
+fn scenario_record_ms(offset: i64) -> i64 {
+    (SCENARIO_BASE_SECS as i64 - 600) * 1000 + offset * 100
+}
+
+/// Four polls of the real model over the scripted snapshots, both phases, `now` 2 s after each
+/// snapshot; returns cluster `lab` as the daemon serves it after the last poll, and the events
+/// the polls logged.
+fn scenario() -> (ClusterState, Vec<Event>) {
+    let mut analytics = ClusterAnalytics::new(AnalyticsSettings {
+        window: 3,
+        ..AnalyticsSettings::default()
+    });
+    let mut lab = ClusterState::new("lab");
+    let mut events = Vec::new();
+    for t in [0, 30, 60, 90] {
+        let snapshot = scenario_snapshot(t);
+        let plan = analytics.plan_reads(&snapshot);
+        let reads: Vec<_> = plan
+            .reads
+            .iter()
+            .map(|r| (r.clone(), Some(scenario_record_ms(r.offset))))
+            .collect();
+        let result = analytics.finish(&snapshot, &reads, scenario_at(t + 2));
+        events.extend(result.events);
+        lab.timestamp_reads_pending = result.timestamp_reads_pending as u64;
+        lab.report = Some(Arc::new(result.report));
+        lab.up = true;
+        lab.last_success = Some(scenario_at(t + 2));
+        lab.poll_duration.observe(0.25);
+    }
+    (lab, events)
+}
+
+/// The real analytics, not hand-built figures, end in a golden exposition: a model regression
+/// shows up as a diff of `analytics-scenario.txt`.
+#[test]
+fn analytics_scenario_matches_golden_file_and_passes_promtool() {
+    let (lab, events) = scenario();
+    let report = lab.report.clone().expect("report");
+    let statuses: Vec<(&str, Status)> = report
+        .groups
+        .iter()
+        .map(|g| (g.id.as_str(), g.status))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("evicting", Status::Evicting),
+            ("lagging", Status::Warn),
+            ("rewinder", Status::Rewind),
+            ("stalled", Status::Stall),
+        ]
+    );
+    assert!(events.contains(&Event::Rewind {
+        group: "rewinder".into(),
+        topic: Arc::from("events"),
+        partition: 1,
+        from: 6_300,
+        to: 5_000,
+    }));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::MessagesEvicted { group, evicted: 800, .. } if group == "evicting"
+    )));
+    let rendered = metrics::render(&[lab], &settings(false));
+    check_golden("analytics-scenario.txt", &rendered.text);
+    promtool_check(&rendered.text);
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use lagwatch::cluster_state::ClusterState;
 use lagwatch::config::Granularity;
 use lagwatch::metrics::RenderSettings;
+use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics};
 use lagwatch::model::{
     self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
@@ -70,6 +71,13 @@ pub fn snapshot(
         topics: topic_snapshots,
         groups: group_snapshots,
     }
+}
+
+/// The report of one poll of `snapshot` by fresh analytics, no timestamp read answered.
+pub fn report(snapshot: &Snapshot) -> model::Report {
+    let mut analytics = ClusterAnalytics::new(AnalyticsSettings::default());
+    analytics.plan_reads(snapshot);
+    analytics.finish(snapshot, &[], snapshot.taken_at).report
 }
 
 pub fn cluster(report: model::Report) -> ClusterState {

@@ -2,9 +2,12 @@
 
 pub mod analytics;
 pub mod lag;
+pub mod report;
 pub mod snapshot;
 
-pub use lag::{report, GroupPartitionReport, GroupReport, GroupTopicReport, Report, TopicReport};
+pub use report::{
+    topic_reports, GroupPartitionReport, GroupReport, GroupTopicReport, Report, TopicReport,
+};
 pub use snapshot::{
     CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,

@@ -1,0 +1,176 @@
+//! Time lag across polls: interpolation from the head history, exact reads and their cache, the
+//! read budget.
+
+use super::*;
+
+#[test]
+fn steady_rate_interpolates_the_exact_middle() {
+    // 10 msg/s: H = 0 at 0 s, 300 at 30 s, 600 at 60 s.
+    let mut a = ClusterAnalytics::new(settings());
+    let orders = |h| vec![topic("orders", TopicConfig::default(), &[(0, 0, h)])];
+    // (t, H, C, expected time lag s, why)
+    #[rustfmt::skip]
+    let cases = [
+        (0, 0, 0, 0.0, "1: empty partition, C = H: caught up, nothing to read"),
+        (30, 300, 0, 30.0, "2: record 0 was appended when the head passed 0, at 0 s"),
+        (60, 600, 150, 45.0, "3: record 150 appended at 15 s (middle of 0..300 over 0..30 s)"),
+        (90, 900, 900, 0.0, "4: C = H"),
+    ];
+    for (t, h, c, want, why) in cases {
+        let s = snapshot(t, orders(h), vec![group("g", Some(1), &[("orders", 0, c)])]);
+        let (plan, out) = poll(&mut a, &s, t, no_reads);
+        assert!(plan.reads.is_empty(), "{why}");
+        assert_eq!(
+            out.report.groups[0].topics[0].partitions[0].lag_seconds,
+            Some(want),
+            "{why}"
+        );
+    }
+}
+
+#[test]
+fn bursts_and_idle_partitions_interpolate_inside_their_gaps() {
+    // H: 100 idle until 30 s, a burst of 1000 between 30 s and 60 s, idle again.
+    let mut a = ClusterAnalytics::new(settings());
+    let heads = [(0, 100), (30, 100), (60, 1_100), (90, 1_100), (120, 1_100)];
+    for (t, h) in heads {
+        let s = snapshot(
+            t,
+            vec![topic("t", TopicConfig::default(), &[(0, 0, h)])],
+            vec![],
+        );
+        poll(&mut a, &s, t, no_reads);
+    }
+    // Idle runs keep their first and last samples only: (100, 0) (100, 30) (1100, 60) (1100, 120).
+    assert_eq!(a.state_counts().0, 1);
+    // (C, expected time lag at 150 s, why)
+    #[rustfmt::skip]
+    let cases = [
+        (600, Some(150.0 - 45.0), "1: middle of the burst: 30 s + 500/1000 × 30 s"),
+        (100, Some(150.0 - 30.0), "2: idle until 30 s, so record 100 came after 30 s"),
+        (1_100, Some(0.0), "3: C = H on an idle partition: caught up, no division by zero"),
+    ];
+    for (c, want, why) in cases {
+        let s = snapshot(
+            150,
+            vec![topic("t", TopicConfig::default(), &[(0, 0, 1_100)])],
+            vec![group("g", Some(1), &[("t", 0, c)])],
+        );
+        let (plan, out) = poll(&mut a, &s, 150, no_reads);
+        assert!(plan.reads.is_empty(), "{why}");
+        assert_eq!(out.report.groups[0].lag_seconds, want, "{why}");
+    }
+    // The head finally moves at 180 s: record 1100 was appended between the last idle sample
+    // (150 s) and 180 s; interpolation puts it at 150 s.
+    let s = snapshot(
+        180,
+        vec![topic("t", TopicConfig::default(), &[(0, 0, 1_101)])],
+        vec![group("g", Some(1), &[("t", 0, 1_100)])],
+    );
+    let (_, out) = poll(&mut a, &s, 180, no_reads);
+    assert_eq!(out.report.groups[0].lag_seconds, Some(30.0));
+}
+
+#[test]
+fn offsets_before_the_history_are_read_once_then_cached() {
+    let mut a = ClusterAnalytics::new(settings());
+    let s0 = snapshot(
+        0,
+        vec![topic("t", TopicConfig::default(), &[(0, 0, 1_000)])],
+        vec![group("g", Some(1), &[("t", 0, 400)])],
+    );
+    // Start-up: one sample (H = 1000), C = 400 lies before it. The record was written 100 s ago.
+    let (plan, out) = poll(&mut a, &s0, 0, |_| Some(ms(-100)));
+    assert_eq!(plan.reads, vec![read("t", 0, 400)]);
+    assert_eq!(plan.pending, 0);
+    assert_eq!(out.report.groups[0].lag_seconds, Some(100.0));
+    assert_eq!(a.state_counts().2, 1, "the read is cached");
+    // Next poll, same C: served from the cache, no read; lag grew by the 30 s that passed.
+    let s1 = snapshot(
+        30,
+        vec![topic("t", TopicConfig::default(), &[(0, 0, 1_300)])],
+        vec![group("g", Some(1), &[("t", 0, 400)])],
+    );
+    let (plan, out) = poll(&mut a, &s1, 30, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(out.report.groups[0].lag_seconds, Some(130.0));
+    // C moves inside the history (≥ 1000): interpolation; the unused cache entry is dropped.
+    let s2 = snapshot(
+        60,
+        vec![topic("t", TopicConfig::default(), &[(0, 0, 1_600)])],
+        vec![group("g", Some(1), &[("t", 0, 1_150)])],
+    );
+    let (plan, out) = poll(&mut a, &s2, 60, no_reads);
+    assert!(plan.reads.is_empty());
+    // 1150 is the middle of 1000..1300 over 0..30 s: appended at 15 s.
+    assert_eq!(out.report.groups[0].lag_seconds, Some(45.0));
+    assert_eq!(a.state_counts().2, 0);
+}
+
+#[test]
+fn read_budget_leaves_partitions_unknown_and_counts_pending() {
+    let mut a = ClusterAnalytics::new(AnalyticsSettings {
+        max_reads_per_poll: 2,
+        ..settings()
+    });
+    let topics = |t: i64| {
+        vec![topic(
+            "t",
+            TopicConfig::default(),
+            &[(0, 0, 1_000 + t), (1, 0, 1_000 + t), (2, 0, 1_000 + t)],
+        )]
+    };
+    let groups = || {
+        vec![group(
+            "g",
+            Some(1),
+            &[("t", 0, 10), ("t", 1, 20), ("t", 2, 30)],
+        )]
+    };
+    // Record at offset o was written o seconds before the base instant minus 100.
+    let record = |r: &TimestampRead| Some(ms(-100 - r.offset));
+    let (plan, out) = poll(&mut a, &snapshot(0, topics(0), groups()), 0, record);
+    assert_eq!(plan.reads, vec![read("t", 0, 10), read("t", 1, 20)]);
+    assert_eq!(plan.pending, 1);
+    assert_eq!(out.timestamp_reads_pending, 1);
+    let lags: Vec<Option<f64>> = out.report.groups[0].topics[0]
+        .partitions
+        .iter()
+        .map(|p| p.lag_seconds)
+        .collect();
+    assert_eq!(
+        lags,
+        vec![Some(110.0), Some(120.0), None],
+        "partition 2 is absent this poll"
+    );
+    // Aggregates cover the known partitions only.
+    assert_eq!(out.report.groups[0].lag_seconds, Some(120.0));
+    assert_eq!(out.report.groups[0].topics[0].lag_skew_seconds, Some(10.0));
+    // Next poll: the first two are cached, the third is read; nothing pending.
+    let (plan, out) = poll(&mut a, &snapshot(30, topics(10), groups()), 30, record);
+    assert_eq!(plan.reads, vec![read("t", 2, 30)]);
+    assert_eq!(out.timestamp_reads_pending, 0);
+    assert_eq!(out.report.groups[0].lag_seconds, Some(160.0));
+}
+
+#[test]
+fn committed_below_the_low_watermark_reads_at_the_low_watermark() {
+    let mut a = ClusterAnalytics::new(settings());
+    let s = snapshot(
+        0,
+        vec![topic("t", deleting(HOUR), &[(0, 80, 100)])],
+        vec![group("g", Some(1), &[("t", 0, 50)])],
+    );
+    // The oldest record the group can still read is at L = 80, written 20 min ago.
+    let (plan, out) = poll(&mut a, &s, 0, |_| Some(ms(-1_200)));
+    assert_eq!(plan.reads, vec![read("t", 0, 80)]);
+    let p = out.report.groups[0].topics[0].partitions[0];
+    assert_eq!(p.lag_seconds, Some(1_200.0));
+    assert_eq!(p.evicted_messages, 30);
+    assert_eq!(
+        p.eviction_seconds,
+        Some(0.0),
+        "already evicting: clamped at 0"
+    );
+    assert!(close(p.retention_usage_ratio, 1_200.0 / 3_600.0));
+}
