@@ -1,25 +1,30 @@
 //! Wiring: one poll loop per cluster, the HTTP server, graceful shutdown.
 //!
 //! Start order: bind HTTP (done by the caller, who passes the listener), serve an exporter-only
-//! render, start one poll loop per cluster. Each loop polls on a blocking thread, updates its
-//! cluster's entry and re-renders every cluster into the served buffer. A slow or dead cluster
-//! delays only its own loop. Shutdown: stop the loops, then let the server finish in-flight requests.
+//! render, start one poll loop per cluster. Each loop runs its cluster's [`Poller`] on a blocking
+//! thread, updates its cluster's entry and re-renders every cluster into the served buffer. A
+//! slow or dead cluster delays only its own loop. Shutdown: stop the loops, then let the server
+//! finish in-flight requests.
 
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+// Tokio's clock is the monotonic clock at runtime, and `tokio::time::pause` stops it in tests:
+// staleness is then tested in exact poll intervals without waiting.
+use tokio::time::Instant;
 
 use crate::cluster_state::ClusterState;
 use crate::config::{Compat, Config};
 use crate::http::{self, Exposition};
-use crate::kafka::{ClusterCollector, CollectorSettings};
+use crate::kafka::CollectorSettings;
 use crate::metrics::{self, RenderSettings};
-use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
+use crate::model::analytics::Event;
 use crate::model::Report;
-use crate::poll::{analytics_settings, poll_once, PollResult};
+use crate::poll::{analytics_settings, ClusterPoller, PollResult, Poller};
 use crate::status_page;
 
 /// The last good report is served until it is this many poll intervals old.
@@ -43,6 +48,20 @@ struct Shared {
 }
 
 impl Shared {
+    /// One unpolled entry per cluster, served as an exporter-only render until the first poll.
+    fn new(clusters: Vec<ClusterState>, settings: RenderSettings) -> Shared {
+        let exposition = Arc::new(Exposition::new(
+            metrics::render(&clusters, &settings),
+            clusters.len(),
+        ));
+        exposition.publish_page(status_page::render(&clusters, SystemTime::now()));
+        Shared {
+            clusters: Mutex::new(clusters),
+            settings,
+            exposition,
+        }
+    }
+
     /// Applies `update` to cluster `index` and publishes a fresh render of every cluster.
     fn update(&self, index: usize, update: impl FnOnce(&mut ClusterState)) {
         let (rendered, page) = {
@@ -72,7 +91,31 @@ pub async fn run(
     if let Some(path) = &config.web_config_file {
         return Err(AppError::WebConfigUnsupported(path.display().to_string()));
     }
-    let settings = RenderSettings {
+    let analytics = analytics_settings(&config);
+    let plans = config
+        .clusters
+        .iter()
+        .map(|cluster| {
+            let settings = CollectorSettings {
+                cluster: cluster.clone(),
+                shard: config.shard.clone(),
+                offset_fetch_concurrency: config.offset_fetch_concurrency,
+                config_refresh: config.config_refresh,
+            };
+            let analytics = analytics.clone();
+            PollPlan {
+                cluster: cluster.name.clone(),
+                poll_interval: cluster.poll_interval,
+                start: move || ClusterPoller::new(settings, analytics),
+            }
+        })
+        .collect();
+    serve(render_settings(&config), plans, listener, shutdown).await
+}
+
+/// What the metrics render takes from the configuration.
+fn render_settings(config: &Config) -> RenderSettings {
+    RenderSettings {
         granularity: config.granularity,
         max_series: config.max_series,
         version: env!("CARGO_PKG_VERSION"),
@@ -81,36 +124,44 @@ pub async fn run(
             .to_string(),
         compat_kafka_lag_exporter: config.compat.contains(&Compat::KafkaLagExporter),
         shard_zero: config.shard.index == 0,
-    };
-    let clusters: Vec<ClusterState> = config
-        .clusters
+    }
+}
+
+/// One cluster's poll loop before it starts.
+struct PollPlan<S> {
+    /// The `cluster` label value.
+    cluster: String,
+    poll_interval: Duration,
+    /// Creates the cluster's poller. Blocking: the real one opens a Kafka client.
+    start: S,
+}
+
+/// Serves HTTP on `listener` and runs one poll loop per plan, in config order, until `shutdown`
+/// completes; then stops the loops and lets the server finish the requests in flight.
+async fn serve<S, P, E>(
+    settings: RenderSettings,
+    plans: Vec<PollPlan<S>>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError>
+where
+    S: FnOnce() -> Result<P, E> + Send + 'static,
+    P: Poller,
+    E: Display + Send + 'static,
+{
+    let clusters = plans
         .iter()
-        .map(|c| ClusterState::new(c.name.clone()))
+        .map(|plan| ClusterState::new(plan.cluster.clone()))
         .collect();
-    let exposition = Arc::new(Exposition::new(
-        metrics::render(&clusters, &settings),
-        clusters.len(),
-    ));
-    exposition.publish_page(status_page::render(&clusters, SystemTime::now()));
-    let shared = Arc::new(Shared {
-        clusters: Mutex::new(clusters),
-        settings,
-        exposition: exposition.clone(),
-    });
+    let shared = Arc::new(Shared::new(clusters, settings));
+    let exposition = shared.exposition.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut loops = Vec::new();
-    for (index, cluster) in config.clusters.iter().enumerate() {
-        let collector_settings = CollectorSettings {
-            cluster: cluster.clone(),
-            shard: config.shard.clone(),
-            offset_fetch_concurrency: config.offset_fetch_concurrency,
-            config_refresh: config.config_refresh,
-        };
+    for (index, plan) in plans.into_iter().enumerate() {
         loops.push(tokio::spawn(poll_loop(
             index,
-            collector_settings,
-            analytics_settings(&config),
+            plan,
             shared.clone(),
             stop_rx.clone(),
         )));
@@ -133,6 +184,12 @@ pub async fn run(
         Ok(result) => result.map_err(AppError::Http),
         Err(join) => Err(AppError::Http(std::io::Error::other(join))),
     }
+}
+
+/// Whether the last good data, `age` old, is too old to serve: PRODUCT.md §3 serves it until it
+/// is [`STALE_AFTER_INTERVALS`] poll intervals old.
+fn is_stale(age: Duration, poll_interval: Duration) -> bool {
+    age > poll_interval * STALE_AFTER_INTERVALS
 }
 
 fn log_event(cluster: &str, event: &Event) {
@@ -173,23 +230,29 @@ fn log_event(cluster: &str, event: &Event) {
     }
 }
 
-/// Polls one cluster every `poll_interval` until told to stop.
-async fn poll_loop(
+/// Polls one cluster every `poll_interval` until told to stop, one poll at a time: a slow poll
+/// delays only this cluster's next tick.
+async fn poll_loop<S, P, E>(
     index: usize,
-    settings: CollectorSettings,
-    analytics: AnalyticsSettings,
+    plan: PollPlan<S>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-) {
-    let mut analytics = ClusterAnalytics::new(analytics);
-    let cluster = settings.cluster.name.clone();
-    let interval = settings.cluster.poll_interval;
-    let started = tokio::task::spawn_blocking(move || ClusterCollector::new(settings))
+) where
+    S: FnOnce() -> Result<P, E> + Send + 'static,
+    P: Poller,
+    E: Display + Send + 'static,
+{
+    let PollPlan {
+        cluster,
+        poll_interval: interval,
+        start,
+    } = plan;
+    let started = tokio::task::spawn_blocking(start)
         .await
         .map_err(|e| e.to_string())
         .and_then(|created| created.map_err(|e| e.to_string()));
-    let mut collector = match started {
-        Ok(c) => c,
+    let mut poller = match started {
+        Ok(poller) => poller,
         Err(error) => {
             tracing::error!(cluster = cluster.as_str(), error, "cannot start polling");
             shared.exposition.first_poll_attempted();
@@ -207,10 +270,10 @@ async fn poll_loop(
         }
         let started = Instant::now();
         let poll = tokio::task::spawn_blocking(move || {
-            let result = poll_once(&mut collector, &mut analytics);
-            (collector, analytics, result)
+            let result = poller.poll();
+            (poller, result)
         });
-        let (returned, returned_analytics, result) = tokio::select! {
+        let (returned, result) = tokio::select! {
             joined = poll => match joined {
                 Ok(r) => r,
                 Err(e) => {
@@ -220,8 +283,7 @@ async fn poll_loop(
             },
             _ = stop.wait_for(|s| *s) => return,
         };
-        collector = returned;
-        analytics = returned_analytics;
+        poller = returned;
         let PollResult {
             outcome,
             report,
@@ -244,10 +306,9 @@ async fn poll_loop(
         if let Some(report) = report {
             last_good = Some((Arc::new(report), Instant::now()));
         }
-        let stale_after = interval * STALE_AFTER_INTERVALS;
         if last_good
             .as_ref()
-            .is_some_and(|(_, at)| at.elapsed() > stale_after)
+            .is_some_and(|(_, at)| is_stale(at.elapsed(), interval))
         {
             tracing::warn!(
                 cluster = cluster.as_str(),
@@ -255,7 +316,7 @@ async fn poll_loop(
             );
             last_good = None;
         }
-        let requests = collector.requests();
+        let requests = poller.requests();
         let report = last_good.as_ref().map(|(r, _)| r.clone());
         let failed_stages: Vec<_> = outcome.errors.iter().map(|e| e.stage).collect();
         // Rendering every cluster is CPU work (tens of ms at 100k series): off the async workers.
@@ -311,3 +372,6 @@ pub async fn shutdown_signal() {
 
 /// How long shutdown waits for a poll stuck in a Kafka call before exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests;

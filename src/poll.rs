@@ -2,10 +2,11 @@
 //! lag`: collect a snapshot, read the record timestamps the model asks for, finish the model
 //! into a report. Blocking; callers run it off the async workers.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::config::Config;
-use crate::kafka::{ClusterCollector, PollOutcome};
+use crate::kafka::{ClusterCollector, CollectError, CollectorSettings, PollOutcome};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::Report;
 
@@ -54,6 +55,47 @@ pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalyt
         report: Some(result.report),
         events: result.events,
         timestamp_reads_pending: result.timestamp_reads_pending,
+    }
+}
+
+/// One cluster's polls as the daemon's poll loop drives them. The loop owns the timing (ticks,
+/// staleness, readiness, shutdown) and is written against this trait so that timing can be
+/// tested with a scripted poller on a paused clock; at runtime it is a [`ClusterPoller`].
+pub trait Poller: Send + 'static {
+    /// One complete poll. Blocking: the loop runs it on a blocking thread.
+    fn poll(&mut self) -> PollResult;
+    /// Cumulative requests by broker since start (`lagwatch_kafka_requests_total`).
+    fn requests(&self) -> BTreeMap<String, u64>;
+}
+
+/// A cluster's Kafka client and the analytics state kept across its polls.
+pub struct ClusterPoller {
+    collector: ClusterCollector,
+    analytics: ClusterAnalytics,
+}
+
+impl ClusterPoller {
+    /// Creates the cluster's client. Blocking.
+    pub fn new(
+        settings: CollectorSettings,
+        analytics: AnalyticsSettings,
+    ) -> Result<ClusterPoller, CollectError> {
+        let analytics = ClusterAnalytics::new(analytics);
+        let collector = ClusterCollector::new(settings)?;
+        Ok(ClusterPoller {
+            collector,
+            analytics,
+        })
+    }
+}
+
+impl Poller for ClusterPoller {
+    fn poll(&mut self) -> PollResult {
+        poll_once(&mut self.collector, &mut self.analytics)
+    }
+
+    fn requests(&self) -> BTreeMap<String, u64> {
+        self.collector.requests()
     }
 }
 
