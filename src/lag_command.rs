@@ -185,10 +185,10 @@ fn group_rows(
                         partition: p.partition,
                         committed: p.committed_offset,
                         head: head(&t.topic, p.partition),
-                        lag_messages: p.lag_messages,
-                        lag_seconds: p.lag_seconds,
-                        eviction_seconds: p.eviction_seconds,
-                        evicted_messages: p.evicted_messages,
+                        lag_messages: p.figures.lag_messages,
+                        lag_seconds: p.figures.lag_seconds,
+                        eviction_seconds: p.figures.eviction_seconds,
+                        evicted_messages: p.figures.evicted_messages,
                     })
                 })
                 .collect();
@@ -205,10 +205,10 @@ fn group_rows(
                 state: g.state.as_str(),
                 members: g.members,
                 status,
-                lag_messages: g.lag_messages,
-                lag_seconds: g.lag_seconds,
-                eviction_seconds: g.eviction_seconds,
-                evicted_messages: g.evicted_messages,
+                lag_messages: g.figures.lag_messages,
+                lag_seconds: g.figures.lag_seconds,
+                eviction_seconds: g.figures.eviction_seconds,
+                evicted_messages: g.figures.evicted_messages,
                 partitions,
             }
         })
@@ -303,7 +303,7 @@ pub fn to_table(rows: &[GroupRow]) -> String {
 mod tests {
     use super::*;
     use crate::model::{
-        GroupPartitionReport, GroupReport, GroupState, GroupTopicReport, PartitionOffsets,
+        Figures, GroupPartitionReport, GroupReport, GroupState, GroupTopicReport, PartitionOffsets,
         TopicReport,
     };
     use std::sync::Arc;
@@ -339,9 +339,11 @@ mod tests {
                         .map(|(p, lag)| GroupPartitionReport {
                             partition: p as i32,
                             committed_offset: 100 - lag,
-                            lag_messages: *lag,
-                            lag_seconds: Some(*lag as f64 * 2.0),
-                            ..Default::default()
+                            figures: Figures {
+                                lag_messages: *lag,
+                                lag_seconds: Some(*lag as f64 * 2.0),
+                                ..Default::default()
+                            },
                         })
                         .collect(),
                 )],

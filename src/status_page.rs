@@ -58,8 +58,8 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
         severity(a.1.status)
             .cmp(&severity(b.1.status))
             .then_with(|| {
-                let ta = a.1.lag_seconds.unwrap_or(0.0);
-                let tb = b.1.lag_seconds.unwrap_or(0.0);
+                let ta = a.1.figures.lag_seconds.unwrap_or(0.0);
+                let tb = b.1.figures.lag_seconds.unwrap_or(0.0);
                 tb.total_cmp(&ta)
             })
             .then_with(|| (a.0, a.1.id.as_str()).cmp(&(b.0, b.1.id.as_str())))
@@ -81,10 +81,10 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
                 escape(&g.id),
                 g.state.as_str(),
                 g.members.map_or("-".to_string(), |m| m.to_string()),
-                g.lag_messages,
-                g.lag_seconds.map_or("-".to_string(), seconds),
-                g.eviction_seconds.map_or("-".to_string(), seconds),
-                g.evicted_messages,
+                g.figures.lag_messages,
+                g.figures.lag_seconds.map_or("-".to_string(), seconds),
+                g.figures.eviction_seconds.map_or("-".to_string(), seconds),
+                g.figures.evicted_messages,
             );
         }
         html.push_str("</table>\n");
@@ -115,7 +115,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{GroupState, Report};
+    use crate::model::{Figures, GroupState, Report};
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -126,12 +126,14 @@ mod tests {
             members: Some(2),
             uncommitted_partitions: 0,
             status,
-            lag_messages: 10,
-            lag_seconds: Some(lag_seconds),
-            eviction_seconds: Some(600.0),
-            retention_usage_ratio: None,
-            evicted_messages: 0,
-            commit_stall_seconds: 0.0,
+            figures: Figures {
+                lag_messages: 10,
+                lag_seconds: Some(lag_seconds),
+                eviction_seconds: Some(600.0),
+                retention_usage_ratio: None,
+                evicted_messages: 0,
+                commit_stall_seconds: 0.0,
+            },
             topics: Vec::new(),
         }
     }

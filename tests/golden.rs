@@ -19,7 +19,7 @@ use lagwatch::kafka::Stage;
 use lagwatch::metrics::{self, RenderSettings};
 use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event, Status};
 use lagwatch::model::{
-    self, CommittedOffset, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
+    self, CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
     GroupTopicReport, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
 };
 
@@ -48,7 +48,7 @@ fn commits(topic: &str, offsets: &[(i32, i64)]) -> Vec<CommittedOffset> {
 
 /// One group-partition's figures: (partition, C, lag messages, time lag s, eviction s, retention
 /// usage, evicted messages, commit stall s).
-type Figures = (
+type PartitionRow = (
     i32,
     i64,
     i64,
@@ -69,17 +69,19 @@ fn partition(
         usage,
         evicted,
         stall,
-    ): Figures,
+    ): PartitionRow,
 ) -> GroupPartitionReport {
     GroupPartitionReport {
         partition,
         committed_offset,
-        lag_messages,
-        lag_seconds,
-        eviction_seconds,
-        retention_usage_ratio: usage,
-        evicted_messages: evicted,
-        commit_stall_seconds: stall,
+        figures: Figures {
+            lag_messages,
+            lag_seconds,
+            eviction_seconds,
+            retention_usage_ratio: usage,
+            evicted_messages: evicted,
+            commit_stall_seconds: stall,
+        },
     }
 }
 

@@ -44,35 +44,33 @@ impl Collector for ReportCollector {
             .zip(&self.emit)
             .filter(|(_, emit)| **emit)
         {
-            let (name, unit) = descriptor(family.name, family.unit);
-            let mut metric = encoder.encode_descriptor(
-                name,
-                family.help,
-                unit.as_ref(),
-                metric_type(family.kind),
-            )?;
             let cluster_name = family.origin.cluster_name(self.compat_kafka_lag_exporter);
-            for cluster in &self.clusters {
-                if let Some(report) = &cluster.report {
-                    // `cluster`, and `cluster_name` with the same value where it is carried.
-                    let both = [
-                        ("cluster", cluster.name.as_str()),
-                        ("cluster_name", cluster.name.as_str()),
-                    ];
-                    let prefix = if cluster_name { &both[..] } else { &both[..1] };
-                    encode_rows(&family.rows, family.kind, prefix, report, &mut metric)?;
-                }
-            }
+            encode_family(
+                &mut encoder,
+                (family.name, family.help, family.unit, family.kind),
+                |metric| {
+                    for cluster in &self.clusters {
+                        if let Some(report) = &cluster.report {
+                            // `cluster`, and `cluster_name` with the same value where it is
+                            // carried.
+                            let both = [
+                                ("cluster", cluster.name.as_str()),
+                                ("cluster_name", cluster.name.as_str()),
+                            ];
+                            let prefix = if cluster_name { &both[..] } else { &both[..1] };
+                            encode_rows(&family.rows, family.kind, prefix, report, metric)?;
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
         }
         for family in EXPORTER_FAMILIES.iter().filter(|f| self.has_series(f)) {
-            let (name, unit) = descriptor(family.name, family.unit);
-            let mut metric = encoder.encode_descriptor(
-                name,
-                family.help,
-                unit.as_ref(),
-                metric_type(family.kind),
+            encode_family(
+                &mut encoder,
+                (family.name, family.help, family.unit, family.kind),
+                |metric| self.encode_exporter(family, metric),
             )?;
-            self.encode_exporter(family, &mut metric)?;
         }
         Ok(())
     }
@@ -223,6 +221,18 @@ fn sample(
         (Kind::Gauge | Kind::Histogram, Value::Uint(v)) => series.encode_gauge(&v),
         (Kind::Gauge | Kind::Histogram, Value::Float(v)) => series.encode_gauge(&v),
     }
+}
+
+/// Writes a family's `# HELP`/`# TYPE` (and `# UNIT`) lines from its (name, help, unit,
+/// kind), then its series with `series`.
+fn encode_family(
+    encoder: &mut DescriptorEncoder,
+    (name, help, unit, kind): (&'static str, &'static str, Option<&'static str>, Kind),
+    series: impl FnOnce(&mut MetricEncoder) -> fmt::Result,
+) -> fmt::Result {
+    let (name, unit) = descriptor(name, unit);
+    let mut metric = encoder.encode_descriptor(name, help, unit.as_ref(), metric_type(kind))?;
+    series(&mut metric)
 }
 
 fn metric_type(kind: Kind) -> MetricType {

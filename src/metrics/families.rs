@@ -273,7 +273,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| Some(Value::Int(g.lag_messages))),
+        rows: Rows::Group(|g| Some(Value::Int(g.figures.lag_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_status",
@@ -291,7 +291,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| g.lag_seconds.map(Value::Float)),
+        rows: Rows::Group(|g| g.figures.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_eviction_seconds",
@@ -300,7 +300,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| g.eviction_seconds.map(Value::Float)),
+        rows: Rows::Group(|g| g.figures.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_retention_usage_ratio",
@@ -309,7 +309,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("ratio"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| g.retention_usage_ratio.map(Value::Float)),
+        rows: Rows::Group(|g| g.figures.retention_usage_ratio.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_evicted_messages",
@@ -318,7 +318,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| Some(Value::Int(g.evicted_messages))),
+        rows: Rows::Group(|g| Some(Value::Int(g.figures.evicted_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_commit_stall_seconds",
@@ -327,7 +327,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| Some(Value::Float(g.commit_stall_seconds))),
+        rows: Rows::Group(|g| Some(Value::Float(g.figures.commit_stall_seconds))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_messages",
@@ -336,7 +336,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| Some(Value::Int(t.lag_messages))),
+        rows: Rows::GroupTopic(|t| Some(Value::Int(t.figures.lag_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_seconds",
@@ -345,7 +345,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| t.lag_seconds.map(Value::Float)),
+        rows: Rows::GroupTopic(|t| t.figures.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_eviction_seconds",
@@ -354,7 +354,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| t.eviction_seconds.map(Value::Float)),
+        rows: Rows::GroupTopic(|t| t.figures.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_retention_usage_ratio",
@@ -363,7 +363,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("ratio"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| t.retention_usage_ratio.map(Value::Float)),
+        rows: Rows::GroupTopic(|t| t.figures.retention_usage_ratio.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_evicted_messages",
@@ -372,7 +372,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| Some(Value::Int(t.evicted_messages))),
+        rows: Rows::GroupTopic(|t| Some(Value::Int(t.figures.evicted_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_commit_stall_seconds",
@@ -381,7 +381,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| Some(Value::Float(t.commit_stall_seconds))),
+        rows: Rows::GroupTopic(|t| Some(Value::Float(t.figures.commit_stall_seconds))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_skew_seconds",
@@ -426,7 +426,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Partition,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupPartition(|p| Some(Value::Int(p.lag_messages))),
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.figures.lag_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_partition_lag_seconds",
@@ -435,7 +435,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Partition,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupPartition(|p| p.lag_seconds.map(Value::Float)),
+        rows: Rows::GroupPartition(|p| p.figures.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_partition_eviction_seconds",
@@ -444,7 +444,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Partition,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupPartition(|p| p.eviction_seconds.map(Value::Float)),
+        rows: Rows::GroupPartition(|p| p.figures.eviction_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_partition_evicted_messages",
@@ -453,7 +453,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("messages"),
         level: Level::Partition,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupPartition(|p| Some(Value::Int(p.evicted_messages))),
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.figures.evicted_messages))),
     },
     // kafka-lag-exporter's families (`compat: [kafka_lag_exporter]`), without its member labels
     // (member_host, consumer_id, client_id): they would start new series on every rebalance.
@@ -474,7 +474,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: None,
         level: Level::Partition,
         origin: Origin::KafkaLagExporter,
-        rows: Rows::GroupPartition(|p| Some(Value::Int(p.lag_messages))),
+        rows: Rows::GroupPartition(|p| Some(Value::Int(p.figures.lag_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_group_lag_seconds",
@@ -483,7 +483,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Partition,
         origin: Origin::KafkaLagExporter,
-        rows: Rows::GroupPartition(|p| p.lag_seconds.map(Value::Float)),
+        rows: Rows::GroupPartition(|p| p.figures.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_group_max_lag",
@@ -496,7 +496,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
             g.topics
                 .iter()
                 .flat_map(|t| &t.partitions)
-                .map(|p| p.lag_messages)
+                .map(|p| p.figures.lag_messages)
                 .max()
                 .map(Value::Int)
         }),
@@ -508,7 +508,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Always,
         origin: Origin::KafkaLagExporter,
-        rows: Rows::Group(|g| g.lag_seconds.map(Value::Float)),
+        rows: Rows::Group(|g| g.figures.lag_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_group_sum_lag",
@@ -517,7 +517,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: None,
         level: Level::Always,
         origin: Origin::KafkaLagExporter,
-        rows: Rows::Group(|g| Some(Value::Int(g.lag_messages))),
+        rows: Rows::Group(|g| Some(Value::Int(g.figures.lag_messages))),
     },
     KafkaFamily {
         name: "kafka_consumergroup_group_topic_sum_lag",
@@ -526,7 +526,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: None,
         level: Level::Topic,
         origin: Origin::KafkaLagExporter,
-        rows: Rows::GroupTopic(|t| Some(Value::Int(t.lag_messages))),
+        rows: Rows::GroupTopic(|t| Some(Value::Int(t.figures.lag_messages))),
     },
 ];
 

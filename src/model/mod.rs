@@ -6,7 +6,8 @@ pub mod report;
 pub mod snapshot;
 
 pub use report::{
-    topic_reports, GroupPartitionReport, GroupReport, GroupTopicReport, Report, TopicReport,
+    topic_reports, Figures, GroupPartitionReport, GroupReport, GroupTopicReport, Report,
+    TopicReport,
 };
 pub use snapshot::{
     CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,

@@ -45,18 +45,8 @@ pub struct GroupReport {
     /// Partitions of the group's topics that have no committed offset.
     pub uncommitted_partitions: u32,
     pub status: Status,
-    /// Sum of partition lags, messages.
-    pub lag_messages: i64,
-    /// Max over partitions, seconds.
-    pub lag_seconds: Option<f64>,
-    /// Min over partitions, seconds.
-    pub eviction_seconds: Option<f64>,
-    /// Max over partitions.
-    pub retention_usage_ratio: Option<f64>,
-    /// Sum over partitions.
-    pub evicted_messages: i64,
-    /// Max over partitions, seconds.
-    pub commit_stall_seconds: f64,
+    /// Aggregated over the group's topics.
+    pub figures: Figures,
     /// Topics with at least one committed partition, sorted by name.
     pub topics: Vec<GroupTopicReport>,
 }
@@ -65,12 +55,8 @@ pub struct GroupReport {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GroupTopicReport {
     pub topic: Arc<str>,
-    pub lag_messages: i64,
-    pub lag_seconds: Option<f64>,
-    pub eviction_seconds: Option<f64>,
-    pub retention_usage_ratio: Option<f64>,
-    pub evicted_messages: i64,
-    pub commit_stall_seconds: f64,
+    /// Aggregated over the topic's partitions.
+    pub figures: Figures,
     /// Max − min time lag over the partitions whose time lag is known, seconds.
     pub lag_skew_seconds: Option<f64>,
     /// Rewinds seen since lagwatch started (or since this group-topic reappeared).
@@ -86,40 +72,38 @@ pub struct GroupPartitionReport {
     pub partition: i32,
     /// C: the next offset the group will read.
     pub committed_offset: i64,
-    /// `max(0, H − max(C, L))`.
+    pub figures: Figures,
+}
+
+/// The figures of a group-partition (PRODUCT.md §4), and of a group-topic and a group, which
+/// aggregate them from the level below all in the same way ([`Figures::combine`]): messages summed,
+/// time lag, usage and stall maxed, time to eviction minimized, unknown values left out.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Figures {
+    /// Partition: `max(0, H − max(C, L))`.
     pub lag_messages: i64,
-    /// `now − T(max(C, L))`, 0 when caught up; `None` while T is unknown (read budget spent).
+    /// Partition: `now − T(max(C, L))`, 0 when caught up; `None` while T is unknown (read
+    /// budget spent).
     pub lag_seconds: Option<f64>,
-    /// `T(C) + R − now`, ≥ 0; `None` when not behind, T(C) unknown or the topic keeps records
-    /// forever.
+    /// Partition: `T(C) + R − now`, ≥ 0; `None` when not behind, T(C) unknown or the topic keeps
+    /// records forever.
     pub eviction_seconds: Option<f64>,
-    /// `time lag / R`; `None` when T(C) is unknown or the topic keeps records forever.
+    /// Partition: `time lag / R`; `None` when T(C) is unknown or the topic keeps records forever.
     pub retention_usage_ratio: Option<f64>,
-    /// `max(0, L − C)`.
+    /// Partition: `max(0, L − C)`.
     pub evicted_messages: i64,
-    /// `stall_for`: 0 while not behind.
+    /// Partition: `stall_for`, seconds; 0 while not behind.
     pub commit_stall_seconds: f64,
 }
 
-/// The figures every level aggregates from the level below in the same way: messages summed,
-/// time lag, usage and stall maxed, time to eviction minimized, unknown values left out.
-#[derive(Debug, Clone, Copy, Default)]
-struct Totals {
-    lag_messages: i64,
-    lag_seconds: Option<f64>,
-    eviction_seconds: Option<f64>,
-    retention_usage_ratio: Option<f64>,
-    evicted_messages: i64,
-    commit_stall_seconds: f64,
-}
-
-impl Totals {
-    fn add(self, other: Totals) -> Totals {
+impl Figures {
+    /// The aggregate of two sets of figures.
+    pub fn combine(self, other: Figures) -> Figures {
         let known = |a: Option<f64>, b: Option<f64>, pick: fn(f64, f64) -> f64| match (a, b) {
             (Some(a), Some(b)) => Some(pick(a, b)),
             (a, b) => a.or(b),
         };
-        Totals {
+        Figures {
             lag_messages: self.lag_messages + other.lag_messages,
             lag_seconds: known(self.lag_seconds, other.lag_seconds, f64::max),
             eviction_seconds: known(self.eviction_seconds, other.eviction_seconds, f64::min),
@@ -133,62 +117,33 @@ impl Totals {
         }
     }
 
-    fn of(parts: impl Iterator<Item = Totals>) -> Totals {
-        parts.fold(Totals::default(), Totals::add)
-    }
-}
-
-impl GroupPartitionReport {
-    fn totals(&self) -> Totals {
-        Totals {
-            lag_messages: self.lag_messages,
-            lag_seconds: self.lag_seconds,
-            eviction_seconds: self.eviction_seconds,
-            retention_usage_ratio: self.retention_usage_ratio,
-            evicted_messages: self.evicted_messages,
-            commit_stall_seconds: self.commit_stall_seconds,
-        }
+    /// The aggregate of every set of figures in `parts`.
+    pub fn of(parts: impl Iterator<Item = Figures>) -> Figures {
+        parts.fold(Figures::default(), Figures::combine)
     }
 }
 
 impl GroupTopicReport {
-    /// A group-topic's figures from its partitions' ([`Totals`]), skew over the known time lags;
+    /// A group-topic's figures from its partitions', skew over the known time lags;
     /// `rewinds` are the (events, messages) counters.
     pub fn from_partitions(
         topic: Arc<str>,
         rewinds: (u64, u64),
         partitions: Vec<GroupPartitionReport>,
     ) -> Self {
-        let t = Totals::of(partitions.iter().map(GroupPartitionReport::totals));
         GroupTopicReport {
             topic,
-            lag_messages: t.lag_messages,
-            lag_seconds: t.lag_seconds,
-            eviction_seconds: t.eviction_seconds,
-            retention_usage_ratio: t.retention_usage_ratio,
-            evicted_messages: t.evicted_messages,
-            commit_stall_seconds: t.commit_stall_seconds,
-            lag_skew_seconds: lag_skew_seconds(partitions.iter().map(|p| p.lag_seconds)),
+            figures: Figures::of(partitions.iter().map(|p| p.figures)),
+            lag_skew_seconds: lag_skew_seconds(partitions.iter().map(|p| p.figures.lag_seconds)),
             rewinds_total: rewinds.0,
             rewound_messages_total: rewinds.1,
             partitions,
         }
     }
-
-    fn totals(&self) -> Totals {
-        Totals {
-            lag_messages: self.lag_messages,
-            lag_seconds: self.lag_seconds,
-            eviction_seconds: self.eviction_seconds,
-            retention_usage_ratio: self.retention_usage_ratio,
-            evicted_messages: self.evicted_messages,
-            commit_stall_seconds: self.commit_stall_seconds,
-        }
-    }
 }
 
 impl GroupReport {
-    /// A group's figures from its topics' ([`Totals`]). The other arguments are the snapshot's
+    /// A group's figures from its topics'. The other arguments are the snapshot's
     /// word on the group.
     pub fn from_topics(
         id: String,
@@ -198,19 +153,13 @@ impl GroupReport {
         status: Status,
         topics: Vec<GroupTopicReport>,
     ) -> Self {
-        let t = Totals::of(topics.iter().map(GroupTopicReport::totals));
         GroupReport {
             id,
             state,
             members,
             uncommitted_partitions,
             status,
-            lag_messages: t.lag_messages,
-            lag_seconds: t.lag_seconds,
-            eviction_seconds: t.eviction_seconds,
-            retention_usage_ratio: t.retention_usage_ratio,
-            evicted_messages: t.evicted_messages,
-            commit_stall_seconds: t.commit_stall_seconds,
+            figures: Figures::of(topics.iter().map(|t| t.figures)),
             topics,
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::*;
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Status};
 use crate::model::{
-    CommittedOffset, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
+    CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
     GroupTopicReport, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
 };
 
@@ -162,18 +162,21 @@ fn report_with_analytics() -> Arc<Report> {
             let values = figures.next().unwrap_or_default();
             let partitions = t.partitions.iter().zip(values).map(
                 |(p, &(lag, eviction, usage, evicted, stall))| GroupPartitionReport {
-                    lag_seconds: lag,
-                    eviction_seconds: eviction,
-                    retention_usage_ratio: usage,
-                    evicted_messages: evicted,
-                    commit_stall_seconds: stall,
+                    figures: Figures {
+                        lag_seconds: lag,
+                        eviction_seconds: eviction,
+                        retention_usage_ratio: usage,
+                        evicted_messages: evicted,
+                        commit_stall_seconds: stall,
+                        ..p.figures
+                    },
                     ..*p
                 },
             );
             GroupTopicReport::from_partitions(t.topic, (0, 0), partitions.collect())
         });
         let topics: Vec<GroupTopicReport> = topics.collect();
-        let evicting = topics.iter().any(|t| t.evicted_messages > 0);
+        let evicting = topics.iter().any(|t| t.figures.evicted_messages > 0);
         let status = if evicting {
             Status::Evicting
         } else {

@@ -16,7 +16,7 @@ use super::status::{group_status, partition_status, PartitionFacts, Status, Stat
 use super::timestamps::{oldest_unread, OldestUnread, TimestampCache};
 use super::window::{Observation, PartitionWindow};
 use crate::model::lag::partition_lag;
-use crate::model::report::{GroupPartitionReport, GroupReport, GroupTopicReport};
+use crate::model::report::{Figures, GroupPartitionReport, GroupReport, GroupTopicReport};
 use crate::model::snapshot::{CommittedOffset, GroupSnapshot, PartitionOffsets, TopicSnapshot};
 
 /// The borrowed state and constants of one `finish`.
@@ -202,12 +202,14 @@ impl GroupWalk<'_> {
             partitions.push(GroupPartitionReport {
                 partition: commit.partition,
                 committed_offset: commit.offset,
-                lag_messages,
-                lag_seconds,
-                eviction_seconds: risk.eviction_seconds,
-                retention_usage_ratio: risk.retention_usage_ratio,
-                evicted_messages: evicted,
-                commit_stall_seconds: stall,
+                figures: Figures {
+                    lag_messages,
+                    lag_seconds,
+                    eviction_seconds: risk.eviction_seconds,
+                    retention_usage_ratio: risk.retention_usage_ratio,
+                    evicted_messages: evicted,
+                    commit_stall_seconds: stall,
+                },
             });
         }
         // Into the old allocation: the same partitions poll after poll, so it fits.

@@ -23,16 +23,16 @@ fn eviction_countdown_and_retention_usage() {
     let g = &out.report.groups[0];
     let (compact, hourly) = (&g.topics[0], &g.topics[1]);
     // R = 1h, record 50 min old: 10 min to eviction, 83% of the retention used.
-    assert_eq!(hourly.partitions[0].eviction_seconds, Some(600.0));
+    assert_eq!(hourly.partitions[0].figures.eviction_seconds, Some(600.0));
     assert!(close(
-        hourly.partitions[0].retention_usage_ratio,
+        hourly.partitions[0].figures.retention_usage_ratio,
         3_000.0 / 3_600.0
     ));
     // A compacted topic deletes nothing by time: no countdown, no usage; time lag still known.
-    assert_eq!(compact.partitions[0].eviction_seconds, None);
-    assert_eq!(compact.partitions[0].retention_usage_ratio, None);
-    assert_eq!(compact.partitions[0].lag_seconds, Some(3_000.0));
-    assert_eq!(g.eviction_seconds, Some(600.0));
+    assert_eq!(compact.partitions[0].figures.eviction_seconds, None);
+    assert_eq!(compact.partitions[0].figures.retention_usage_ratio, None);
+    assert_eq!(compact.partitions[0].figures.lag_seconds, Some(3_000.0));
+    assert_eq!(g.figures.eviction_seconds, Some(600.0));
     // 600 s < min(1h, R/4 = 15 min): evicting.
     assert_eq!(g.status, Status::Evicting);
 }
@@ -57,7 +57,10 @@ fn evicted_messages_log_one_event_per_episode() {
             vec![group("g", Some(1), &[("t", 0, c)])],
         );
         let (_, out) = poll(&mut a, &s, t, record);
-        assert_eq!(out.report.groups[0].evicted_messages, evicted, "{why}");
+        assert_eq!(
+            out.report.groups[0].figures.evicted_messages, evicted,
+            "{why}"
+        );
         assert_eq!(out.report.groups[0].status, status, "{why}");
         let want: Vec<Event> = event
             .then(|| Event::MessagesEvicted {
@@ -106,7 +109,7 @@ fn evicting_uses_min_of_eviction_warning_and_a_quarter_of_retention() {
         .report
         .groups
         .iter()
-        .map(|g| (g.eviction_seconds, g.status))
+        .map(|g| (g.figures.eviction_seconds, g.status))
         .collect();
     let want = vec![
         // a: R = 1h, 1000 s left: under eviction_warning (1h) but over R/4 (900 s): normal lag.

@@ -48,7 +48,7 @@ fn output_follows_the_snapshot_and_skips_unknown_topics_and_partitions() {
     );
     // A group without any known partition: ok, nothing known.
     assert_eq!(out.report.groups[2].status, Status::Ok);
-    assert_eq!(out.report.groups[2].lag_seconds, None);
+    assert_eq!(out.report.groups[2].figures.lag_seconds, None);
     assert_eq!(a.state_counts(), (3, 3, 0));
 }
 
@@ -87,7 +87,7 @@ fn a_re_created_topic_starts_a_new_history() {
     // The head went back to 10: old samples describe other records. C = 5 must be read.
     let (plan, out) = poll(&mut a, &s(60, 10, 5), 60, |_| Some(ms(50)));
     assert_eq!(plan.reads, vec![read("t", 0, 5)]);
-    assert_eq!(out.report.groups[0].lag_seconds, Some(10.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(10.0));
 }
 
 #[test]
@@ -151,13 +151,13 @@ fn report_sums_per_topic_and_group_and_counts_uncommitted() {
     let lags: Vec<i64> = g.topics[0]
         .partitions
         .iter()
-        .map(|p| p.lag_messages)
+        .map(|p| p.figures.lag_messages)
         .collect();
     assert_eq!(lags, vec![6, 0, 20]);
-    assert_eq!(g.topics[0].lag_messages, 26);
+    assert_eq!(g.topics[0].figures.lag_messages, 26);
     // payments/0: C=1 < L=5, so lag is H - L = 4; payments/1 has no commit.
-    assert_eq!(g.topics[1].lag_messages, 4);
-    assert_eq!(g.lag_messages, 30);
+    assert_eq!(g.topics[1].figures.lag_messages, 4);
+    assert_eq!(g.figures.lag_messages, 30);
     assert_eq!(g.uncommitted_partitions, 1);
     assert_eq!(g.members, Some(0));
 }

@@ -25,10 +25,10 @@ fn partition_skew_is_max_minus_min_time_lag() {
     );
     let (_, out) = poll(&mut a, &s1, 100, no_reads);
     let t = &out.report.groups[0].topics[0];
-    let lags: Vec<Option<f64>> = t.partitions.iter().map(|p| p.lag_seconds).collect();
+    let lags: Vec<Option<f64>> = t.partitions.iter().map(|p| p.figures.lag_seconds).collect();
     assert_eq!(lags, vec![Some(10.0), Some(50.0), Some(0.0)]);
     assert_eq!(t.lag_skew_seconds, Some(50.0));
-    assert_eq!(t.lag_seconds, Some(50.0));
+    assert_eq!(t.figures.lag_seconds, Some(50.0));
 }
 
 #[test]
@@ -90,6 +90,9 @@ fn commit_stall_counts_only_while_behind() {
             vec![group("g", Some(1), &[("t", 0, c)])],
         );
         let (_, out) = poll(&mut a, &s, t, |_| Some(ms(0)));
-        assert_eq!(out.report.groups[0].commit_stall_seconds, want, "{why}");
+        assert_eq!(
+            out.report.groups[0].figures.commit_stall_seconds, want,
+            "{why}"
+        );
     }
 }

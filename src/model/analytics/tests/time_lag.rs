@@ -21,7 +21,9 @@ fn steady_rate_interpolates_the_exact_middle() {
         let (plan, out) = poll(&mut a, &s, t, no_reads);
         assert!(plan.reads.is_empty(), "{why}");
         assert_eq!(
-            out.report.groups[0].topics[0].partitions[0].lag_seconds,
+            out.report.groups[0].topics[0].partitions[0]
+                .figures
+                .lag_seconds,
             Some(want),
             "{why}"
         );
@@ -58,7 +60,7 @@ fn bursts_and_idle_partitions_interpolate_inside_their_gaps() {
         );
         let (plan, out) = poll(&mut a, &s, 150, no_reads);
         assert!(plan.reads.is_empty(), "{why}");
-        assert_eq!(out.report.groups[0].lag_seconds, want, "{why}");
+        assert_eq!(out.report.groups[0].figures.lag_seconds, want, "{why}");
     }
     // The head finally moves at 180 s: record 1100 was appended between the last idle sample
     // (150 s) and 180 s; interpolation puts it at 150 s.
@@ -68,7 +70,7 @@ fn bursts_and_idle_partitions_interpolate_inside_their_gaps() {
         vec![group("g", Some(1), &[("t", 0, 1_100)])],
     );
     let (_, out) = poll(&mut a, &s, 180, no_reads);
-    assert_eq!(out.report.groups[0].lag_seconds, Some(30.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(30.0));
 }
 
 #[test]
@@ -83,7 +85,7 @@ fn offsets_before_the_history_are_read_once_then_cached() {
     let (plan, out) = poll(&mut a, &s0, 0, |_| Some(ms(-100)));
     assert_eq!(plan.reads, vec![read("t", 0, 400)]);
     assert_eq!(plan.pending, 0);
-    assert_eq!(out.report.groups[0].lag_seconds, Some(100.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(100.0));
     assert_eq!(a.state_counts().2, 1, "the read is cached");
     // Next poll, same C: served from the cache, no read; lag grew by the 30 s that passed.
     let s1 = snapshot(
@@ -93,7 +95,7 @@ fn offsets_before_the_history_are_read_once_then_cached() {
     );
     let (plan, out) = poll(&mut a, &s1, 30, no_reads);
     assert!(plan.reads.is_empty());
-    assert_eq!(out.report.groups[0].lag_seconds, Some(130.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(130.0));
     // C moves inside the history (≥ 1000): interpolation; the unused cache entry is dropped.
     let s2 = snapshot(
         60,
@@ -103,7 +105,7 @@ fn offsets_before_the_history_are_read_once_then_cached() {
     let (plan, out) = poll(&mut a, &s2, 60, no_reads);
     assert!(plan.reads.is_empty());
     // 1150 is the middle of 1000..1300 over 0..30 s: appended at 15 s.
-    assert_eq!(out.report.groups[0].lag_seconds, Some(45.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(45.0));
     assert_eq!(a.state_counts().2, 0);
 }
 
@@ -136,7 +138,7 @@ fn read_budget_leaves_partitions_unknown_and_counts_pending() {
     let lags: Vec<Option<f64>> = out.report.groups[0].topics[0]
         .partitions
         .iter()
-        .map(|p| p.lag_seconds)
+        .map(|p| p.figures.lag_seconds)
         .collect();
     assert_eq!(
         lags,
@@ -144,13 +146,13 @@ fn read_budget_leaves_partitions_unknown_and_counts_pending() {
         "partition 2 is absent this poll"
     );
     // Aggregates cover the known partitions only.
-    assert_eq!(out.report.groups[0].lag_seconds, Some(120.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(120.0));
     assert_eq!(out.report.groups[0].topics[0].lag_skew_seconds, Some(10.0));
     // Next poll: the first two are cached, the third is read; nothing pending.
     let (plan, out) = poll(&mut a, &snapshot(30, topics(10), groups()), 30, record);
     assert_eq!(plan.reads, vec![read("t", 2, 30)]);
     assert_eq!(out.timestamp_reads_pending, 0);
-    assert_eq!(out.report.groups[0].lag_seconds, Some(160.0));
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(160.0));
 }
 
 #[test]
@@ -165,12 +167,12 @@ fn committed_below_the_low_watermark_reads_at_the_low_watermark() {
     let (plan, out) = poll(&mut a, &s, 0, |_| Some(ms(-1_200)));
     assert_eq!(plan.reads, vec![read("t", 0, 80)]);
     let p = out.report.groups[0].topics[0].partitions[0];
-    assert_eq!(p.lag_seconds, Some(1_200.0));
-    assert_eq!(p.evicted_messages, 30);
+    assert_eq!(p.figures.lag_seconds, Some(1_200.0));
+    assert_eq!(p.figures.evicted_messages, 30);
     assert_eq!(
-        p.eviction_seconds,
+        p.figures.eviction_seconds,
         Some(0.0),
         "already evicting: clamped at 0"
     );
-    assert!(close(p.retention_usage_ratio, 1_200.0 / 3_600.0));
+    assert!(close(p.figures.retention_usage_ratio, 1_200.0 / 3_600.0));
 }
