@@ -27,23 +27,29 @@ pub struct Leaders {
 }
 
 impl Leaders {
-    fn from_metadata(metadata: &Metadata) -> Leaders {
-        Leaders {
-            leaders: metadata
-                .topics()
-                .iter()
-                .flat_map(|t| {
-                    t.partitions()
-                        .iter()
-                        .map(move |p| ((t.name().to_string(), p.id()), p.leader()))
-                })
-                .collect(),
-            addresses: metadata
+    /// Takes the leaders of the latest metadata. Broker addresses are merged, not replaced: a
+    /// broker that just went down drops out of the metadata's broker list while it still leads
+    /// partitions, and that is when its address matters.
+    fn update(&mut self, metadata: &Metadata) {
+        self.leaders = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(move |p| ((t.name().to_string(), p.id()), p.leader()))
+            })
+            .collect();
+        self.remember(
+            metadata
                 .brokers()
                 .iter()
-                .map(|b| (b.id(), format!("{}:{}", b.host(), b.port())))
-                .collect(),
-        }
+                .map(|b| (b.id(), format!("{}:{}", b.host(), b.port()))),
+        );
+    }
+
+    fn remember(&mut self, addresses: impl Iterator<Item = (i32, String)>) {
+        self.addresses.extend(addresses);
     }
 
     /// The leader of a partition, when the metadata named one (-1 is "no leader").
@@ -83,7 +89,7 @@ impl ClusterCollector {
                 KafkaCallError::from_rdkafka(Request::Metadata, e, timeout),
             )
         })?;
-        self.leaders = Leaders::from_metadata(&metadata);
+        self.leaders.update(&metadata);
         let mut topics: TopicPartitions = metadata
             .topics()
             .iter()
@@ -256,5 +262,27 @@ mod tests {
         assert_eq!(l.common([("a", 0), ("b", 0)].into_iter()), node1);
         assert_eq!(l.common([("a", 0), ("a", 1)].into_iter()), None);
         assert_eq!(l.common(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn a_broker_missing_from_newer_metadata_keeps_its_address() {
+        let mut l = leaders();
+        // Broker 1 went down (no longer listed); broker 2 appeared, then moved.
+        l.remember([(2, "k2:9092".to_string())].into_iter());
+        l.remember([(2, "k2b:9092".to_string())].into_iter());
+        assert_eq!(
+            l.of("a", 0),
+            Some(BrokerRef::Node {
+                id: 1,
+                address: Some("k1:9092".into())
+            })
+        );
+        assert_eq!(
+            l.of("a", 1),
+            Some(BrokerRef::Node {
+                id: 2,
+                address: Some("k2b:9092".into())
+            })
+        );
     }
 }
