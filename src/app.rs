@@ -298,7 +298,8 @@ async fn poll_loop<S, P, E>(
             tracing::warn!(
                 cluster = cluster.as_str(),
                 stage = e.stage.as_str(),
-                error = e.message.as_str(),
+                broker = e.broker.as_ref().map(tracing::field::display),
+                error = %e,
                 "poll stage failed"
             );
         }

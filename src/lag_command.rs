@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::human::seconds;
-use crate::kafka::{ClusterCollector, CollectorSettings};
+use crate::kafka::{BrokerRef, ClusterCollector, CollectorSettings, StageError};
 use crate::model::analytics::{ClusterAnalytics, Status};
 use crate::model::Report;
 use crate::poll::{analytics_settings, poll_once};
@@ -37,6 +37,17 @@ pub struct LagOptions {
 pub enum LagError {
     #[error("cluster {cluster}: {message}")]
     Connection { cluster: String, message: String },
+    /// The metadata or offsets stage failed, so there is no report to print.
+    #[error("cluster {cluster}: {} stage failed{}: {error}", error.stage.as_str(), at_broker(error.broker.as_ref()))]
+    Poll {
+        cluster: String,
+        #[source]
+        error: StageError,
+    },
+}
+
+fn at_broker(broker: Option<&BrokerRef>) -> String {
+    broker.map(|b| format!(" at {b}")).unwrap_or_default()
 }
 
 /// The status column: the group status of `docs/status.md` after several polls; after one,
@@ -122,20 +133,21 @@ pub fn collect(config: &Config, options: &LagOptions) -> Result<Vec<GroupRow>, L
                 tracing::warn!(
                     cluster = cluster.name.as_str(),
                     stage = e.stage.as_str(),
-                    error = e.message.as_str(),
+                    broker = e.broker.as_ref().map(tracing::field::display),
+                    error = %e,
                     "poll stage failed"
                 );
             }
             match result.report {
                 Some(report) => last = Some(report),
                 None => {
-                    let message = result
-                        .outcome
-                        .errors
-                        .first()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_else(|| "poll failed".to_string());
-                    return Err(connection(message));
+                    return Err(match result.outcome.errors.into_iter().next() {
+                        Some(error) => LagError::Poll {
+                            cluster: cluster.name.clone(),
+                            error,
+                        },
+                        None => connection("poll failed".to_string()),
+                    });
                 }
             }
         }

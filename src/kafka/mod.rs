@@ -6,59 +6,40 @@
 //! `offsets_for_times` call by leader); ListConsumerGroups 1 per broker; classic DescribeGroups
 //! batched per coordinator; DescribeConfigs 1, only when the topic set changes or on refresh;
 //! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight.
+//!
+//! Stages by file: `watermarks` (metadata, ListOffsets), `groups` (list, describe, committed
+//! offsets), `topic_configs` (DescribeConfigs), `reader` (record timestamps). `error` holds the
+//! typed errors from a Kafka call up to a failed [`Stage`]; `admin_sys` the FFI admin calls.
 
 pub mod admin_sys;
+mod error;
+mod groups;
 mod reader;
 mod stage;
 pub mod stats;
+mod topic_configs;
+mod watermarks;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 
 use crate::config::{ClusterConfig, ShardConfig};
-use crate::model::{
-    CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
-    TopicSnapshot,
-};
-use admin_sys::GroupKind;
+use crate::model::{GroupSnapshot, Snapshot, TopicConfig, TopicSnapshot};
+pub use error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
 pub use reader::TimestampReader;
 pub use stage::Stage;
 use stats::RequestCounter;
 pub use stats::StatsContext;
-
-/// Topics per ListOffsets call: brokers get slow on huge requests (PRODUCT.md §10, §11).
-const TOPICS_PER_LIST_OFFSETS: usize = 50;
-
-/// Topic configuration keys lagwatch reads.
-const CONFIG_KEYS: [&str; 3] = ["retention.ms", "retention.bytes", "cleanup.policy"];
+pub use watermarks::Leaders;
 
 /// How often librdkafka reports statistics (request counts), in milliseconds.
 const STATISTICS_INTERVAL_MS: &str = "1000";
-
-#[derive(Debug, thiserror::Error)]
-pub enum CollectError {
-    #[error("cluster {cluster}: cannot create the Kafka client: {source}")]
-    Client {
-        cluster: String,
-        #[source]
-        source: KafkaError,
-    },
-}
-
-/// A failed stage of a poll, with enough context to log and count it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StageError {
-    pub stage: Stage,
-    pub message: String,
-}
 
 /// What one poll produced.
 #[derive(Debug, Clone)]
@@ -110,6 +91,8 @@ pub struct ClusterCollector {
     configs_read: Option<(Instant, Vec<String>)>,
     /// Groups of the last poll, and which of them were themselves carried over from the poll before.
     previous_groups: HashMap<String, (GroupSnapshot, bool)>,
+    /// Partition leaders of the last metadata, to name the broker of a failed request.
+    leaders: Leaders,
 }
 
 impl ClusterCollector {
@@ -148,6 +131,7 @@ impl ClusterCollector {
             configs: HashMap::new(),
             configs_read: None,
             previous_groups: HashMap::new(),
+            leaders: Leaders::default(),
         })
     }
 
@@ -173,17 +157,14 @@ impl ClusterCollector {
             match TimestampReader::new(&self.settings.cluster, self.requests.clone()) {
                 Ok(r) => self.reader = Some(r),
                 Err(e) => {
-                    errors.push(StageError {
-                        stage: Stage::ReadTimestamps,
-                        message: e.to_string(),
-                    });
+                    errors.push(StageError::new(Stage::ReadTimestamps, None, e));
                     return reads.iter().map(|r| (r.clone(), None)).collect();
                 }
             }
         }
         let timeout = self.settings.call_timeout();
         match &self.reader {
-            Some(reader) => reader.read(reads, timeout, errors),
+            Some(reader) => reader.read(reads, &self.leaders, timeout, errors),
             None => reads.iter().map(|r| (r.clone(), None)).collect(),
         }
     }
@@ -194,11 +175,8 @@ impl ClusterCollector {
         let timeout = self.settings.call_timeout();
         let topics = match self.topic_partitions(timeout) {
             Ok(t) => t,
-            Err(message) => {
-                errors.push(StageError {
-                    stage: Stage::Metadata,
-                    message,
-                });
+            Err(e) => {
+                errors.push(e);
                 return PollOutcome {
                     snapshot: None,
                     errors,
@@ -207,11 +185,8 @@ impl ClusterCollector {
         };
         let offsets = match self.watermarks(&topics, timeout, &mut errors) {
             Ok(o) => o,
-            Err(message) => {
-                errors.push(StageError {
-                    stage: Stage::ListOffsets,
-                    message,
-                });
+            Err(e) => {
+                errors.push(e);
                 return PollOutcome {
                     snapshot: None,
                     errors,
@@ -241,304 +216,6 @@ impl ClusterCollector {
             errors,
         }
     }
-
-    /// Selected topics with their partition ids, sorted by name.
-    fn topic_partitions(&self, timeout: Duration) -> Result<Vec<(String, Vec<i32>)>, String> {
-        let metadata = self.consumer.fetch_metadata(None, timeout).map_err(|e| {
-            format!(
-                "metadata from {}: {e}",
-                self.settings.cluster.bootstrap_servers
-            )
-        })?;
-        let mut topics: Vec<(String, Vec<i32>)> = metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none() && self.settings.cluster.topics.matches(t.name()))
-            .map(|t| {
-                let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
-                ids.sort_unstable();
-                (t.name().to_string(), ids)
-            })
-            .collect();
-        topics.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(topics)
-    }
-
-    /// Low and high watermarks of every partition, by topic. Two ListOffsets calls (earliest,
-    /// latest) per chunk of topics; librdkafka sends one request per leader broker for each.
-    fn watermarks(
-        &self,
-        topics: &[(String, Vec<i32>)],
-        timeout: Duration,
-        errors: &mut Vec<StageError>,
-    ) -> Result<HashMap<String, Vec<PartitionOffsets>>, String> {
-        let mut out: HashMap<String, Vec<PartitionOffsets>> = HashMap::new();
-        for chunk in topics.chunks(TOPICS_PER_LIST_OFFSETS) {
-            let earliest = self.list_offsets(chunk, Offset::Beginning, timeout)?;
-            let latest = self.list_offsets(chunk, Offset::End, timeout)?;
-            for (topic, ids) in chunk {
-                let mut partitions = Vec::with_capacity(ids.len());
-                for &p in ids {
-                    let key = (topic.clone(), p);
-                    match (earliest.get(&key), latest.get(&key)) {
-                        (Some(Ok(l)), Some(Ok(h))) => partitions.push(PartitionOffsets {
-                            partition: p,
-                            earliest: *l,
-                            latest: (*h).max(*l),
-                        }),
-                        (Some(Err(e)), _) | (_, Some(Err(e))) => errors.push(StageError {
-                            stage: Stage::ListOffsets,
-                            message: format!("{topic}/{p}: {e}"),
-                        }),
-                        _ => errors.push(StageError {
-                            stage: Stage::ListOffsets,
-                            message: format!("{topic}/{p}: no offset in the answer"),
-                        }),
-                    }
-                }
-                if !partitions.is_empty() {
-                    out.insert(topic.clone(), partitions);
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    #[allow(clippy::type_complexity)]
-    fn list_offsets(
-        &self,
-        topics: &[(String, Vec<i32>)],
-        spec: Offset,
-        timeout: Duration,
-    ) -> Result<HashMap<(String, i32), Result<i64, String>>, String> {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, ids) in topics {
-            for &p in ids {
-                tpl.add_partition_offset(topic, p, spec)
-                    .map_err(|e| format!("{topic}/{p}: {e}"))?;
-            }
-        }
-        if tpl.count() == 0 {
-            return Ok(HashMap::new());
-        }
-        let answer = self
-            .consumer
-            .offsets_for_times(tpl, timeout)
-            .map_err(|e| format!("ListOffsets ({spec:?}): {e}"))?;
-        Ok(answer
-            .elements()
-            .iter()
-            .map(|e| {
-                let value = match (e.error(), e.offset()) {
-                    (Err(err), _) => Err(err.to_string()),
-                    (Ok(()), Offset::Offset(o)) if o >= 0 => Ok(o),
-                    (Ok(()), other) => Err(format!("unexpected offset {other:?}")),
-                };
-                ((e.topic().to_string(), e.partition()), value)
-            })
-            .collect())
-    }
-
-    /// Reads topic configs when the topic set changed or `config_refresh` passed; keeps the last
-    /// good values on failure.
-    fn refresh_configs(
-        &mut self,
-        topics: &[(String, Vec<i32>)],
-        timeout: Duration,
-        errors: &mut Vec<StageError>,
-    ) {
-        let names: Vec<String> = topics.iter().map(|(n, _)| n.clone()).collect();
-        let due = match &self.configs_read {
-            None => true,
-            Some((at, read_for)) => {
-                *read_for != names || at.elapsed() >= self.settings.config_refresh
-            }
-        };
-        if !due || names.is_empty() {
-            return;
-        }
-        match admin_sys::describe_topic_configs(
-            self.consumer.client(),
-            &names,
-            &CONFIG_KEYS,
-            timeout,
-        ) {
-            Ok((described, failed)) => {
-                for message in failed {
-                    errors.push(StageError {
-                        stage: Stage::DescribeConfigs,
-                        message,
-                    });
-                }
-                self.configs = described
-                    .into_iter()
-                    .map(|t| (t.topic, topic_config(&t.entries)))
-                    .collect();
-                self.configs_read = Some((Instant::now(), names));
-            }
-            Err(e) => errors.push(StageError {
-                stage: Stage::DescribeConfigs,
-                message: e.to_string(),
-            }),
-        }
-    }
-
-    /// Lists, describes and fetches the committed offsets of every selected group.
-    fn groups(
-        &mut self,
-        topics: &[TopicSnapshot],
-        timeout: Duration,
-        errors: &mut Vec<StageError>,
-    ) -> Vec<GroupSnapshot> {
-        let selector = &self.settings.cluster.groups;
-        // Group id -> (state from the listing, protocol); a BTreeMap also deduplicates groups a
-        // coordinator move lists twice.
-        let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
-        match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
-            Ok(list) => {
-                for message in list.errors {
-                    errors.push(StageError {
-                        stage: Stage::ListGroups,
-                        message,
-                    });
-                }
-                for g in list.groups {
-                    if selector.matches(&g.group_id) && self.settings.shard.owns(&g.group_id) {
-                        listed.insert(g.group_id, (GroupState::from_broker(g.state), g.kind));
-                    }
-                }
-            }
-            Err(e) => {
-                errors.push(StageError {
-                    stage: Stage::ListGroups,
-                    message: e.to_string(),
-                });
-                // Without a listing, keep polling the groups seen last time.
-                for (id, (g, _)) in &self.previous_groups {
-                    listed.insert(id.clone(), (g.state, GroupKind::Unknown));
-                }
-            }
-        }
-        let described = self.describe_groups(&listed, timeout, errors);
-        let ids: Vec<String> = listed.keys().cloned().collect();
-        let fetched = admin_sys::list_consumer_group_offsets(
-            self.consumer.client(),
-            &ids,
-            self.settings.offset_fetch_concurrency,
-            timeout,
-        );
-        let topic_names: HashMap<&str, &Arc<str>> =
-            topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
-        let mut groups = Vec::with_capacity(ids.len());
-        let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
-        for ((id, (listed_state, _)), result) in listed.into_iter().zip(fetched) {
-            let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
-            match result {
-                Ok(raw) => {
-                    let mut offsets: Vec<CommittedOffset> = raw
-                        .into_iter()
-                        .filter_map(|o| {
-                            Some(CommittedOffset {
-                                topic: (*topic_names.get(o.topic.as_str())?).clone(),
-                                partition: o.partition,
-                                offset: o.offset,
-                            })
-                        })
-                        .collect();
-                    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-                    let group = GroupSnapshot {
-                        id: id.clone(),
-                        state,
-                        members,
-                        offsets,
-                    };
-                    current.insert(id, (group.clone(), false));
-                    groups.push(group);
-                }
-                Err(e) => {
-                    errors.push(StageError {
-                        stage: Stage::OffsetFetch,
-                        message: format!("group {id}: {e}"),
-                    });
-                    // A group whose own request failed keeps its previous data for one poll.
-                    if let Some((previous, false)) = self.previous_groups.get(&id) {
-                        current.insert(id, (previous.clone(), true));
-                        groups.push(previous.clone());
-                    }
-                }
-            }
-        }
-        self.previous_groups = current;
-        groups
-    }
-
-    /// State and member count per group: classic groups through the classic DescribeGroups
-    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups.
-    fn describe_groups(
-        &self,
-        listed: &BTreeMap<String, (GroupState, GroupKind)>,
-        timeout: Duration,
-        errors: &mut Vec<StageError>,
-    ) -> HashMap<String, (GroupState, Option<u32>)> {
-        let mut out = HashMap::new();
-        let of_kind = |consumer: bool| -> Vec<String> {
-            listed
-                .iter()
-                .filter(|(_, (_, kind))| (*kind == GroupKind::Consumer) == consumer)
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
-        let (consumer_kind, classic) = (of_kind(true), of_kind(false));
-        if !classic.is_empty() {
-            match self.consumer.fetch_group_list(None, timeout) {
-                Ok(list) => {
-                    let wanted: HashSet<&str> = classic.iter().map(|s| s.as_str()).collect();
-                    for g in list.groups() {
-                        if wanted.contains(g.name()) {
-                            let members = u32::try_from(g.members().len()).unwrap_or(u32::MAX);
-                            out.insert(
-                                g.name().to_string(),
-                                (GroupState::from_broker(g.state()), Some(members)),
-                            );
-                        }
-                    }
-                }
-                Err(e) => errors.push(StageError {
-                    stage: Stage::DescribeGroups,
-                    message: format!("DescribeGroups: {e}"),
-                }),
-            }
-        }
-        if !consumer_kind.is_empty() {
-            match admin_sys::describe_consumer_groups(
-                self.consumer.client(),
-                &consumer_kind,
-                timeout,
-            ) {
-                Ok(results) => {
-                    for r in results {
-                        match r {
-                            Ok(d) => {
-                                out.insert(
-                                    d.group_id,
-                                    (GroupState::from_broker(d.state), Some(d.members)),
-                                );
-                            }
-                            Err(e) => errors.push(StageError {
-                                stage: Stage::DescribeGroups,
-                                message: e.to_string(),
-                            }),
-                        }
-                    }
-                }
-                Err(e) => errors.push(StageError {
-                    stage: Stage::DescribeGroups,
-                    message: e.to_string(),
-                }),
-            }
-        }
-        out
-    }
 }
 
 impl Drop for ClusterCollector {
@@ -565,38 +242,4 @@ fn client_config(cluster: &ClusterConfig) -> ClientConfig {
         .set("allow.auto.create.topics", "false")
         .set("isolation.level", cluster.isolation.as_str());
     config
-}
-
-/// Parses the config entries lagwatch reads; unparsable numbers count as unknown.
-fn topic_config(entries: &[(String, String)]) -> TopicConfig {
-    let get = |key: &str| {
-        entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
-    TopicConfig {
-        retention_ms: get("retention.ms").and_then(|v| v.trim().parse().ok()),
-        retention_bytes: get("retention.bytes").and_then(|v| v.trim().parse().ok()),
-        cleanup_policy: get("cleanup.policy").map(str::to_string),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn topic_config_parses_known_keys_and_leaves_the_rest_unknown() {
-        let entries = vec![
-            ("retention.ms".to_string(), "3600000".to_string()),
-            ("cleanup.policy".to_string(), "compact,delete".to_string()),
-            ("retention.bytes".to_string(), "lots".to_string()),
-        ];
-        let c = topic_config(&entries);
-        assert_eq!(c.retention_ms, Some(3_600_000));
-        assert_eq!(c.retention_bytes, None);
-        assert_eq!(c.cleanup_policy.as_deref(), Some("compact,delete"));
-        assert_eq!(topic_config(&[]), TopicConfig::default());
-    }
 }

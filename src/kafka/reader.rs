@@ -11,9 +11,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::error::{CollectError, KafkaCallError, Request, StageError};
 use super::stats::{RequestCounter, StatsContext};
-use super::Stage;
-use super::{client_config, CollectError, StageError};
+use super::watermarks::Leaders;
+use super::{client_config, Stage};
 use crate::config::ClusterConfig;
 use crate::model::analytics::TimestampRead;
 
@@ -46,10 +47,12 @@ impl TimestampReader {
         Ok(TimestampReader { consumer })
     }
 
-    /// Reads the timestamp of the first record at or after each offset.
+    /// Reads the timestamp of the first record at or after each offset. `leaders` names the
+    /// broker of a failure when the partitions concerned share one leader.
     pub fn read(
         &self,
         reads: &[TimestampRead],
+        leaders: &Leaders,
         timeout: Duration,
         errors: &mut Vec<StageError>,
     ) -> Vec<(TimestampRead, Option<i64>)> {
@@ -69,11 +72,9 @@ impl TimestampReader {
                 .iter()
                 .filter_map(|((t, p), offsets)| Some(((t.as_ref(), *p), *offsets.get(round)?)))
                 .collect();
-            if let Err(e) = self.read_round(&wanted, deadline, &mut found) {
-                errors.push(StageError {
-                    stage: Stage::ReadTimestamps,
-                    message: e,
-                });
+            if let Err(e) = self.read_round(&wanted, deadline, timeout, &mut found) {
+                let broker = leaders.common(wanted.keys().copied());
+                errors.push(StageError::new(Stage::ReadTimestamps, broker, e));
                 break;
             }
             if Instant::now() >= deadline {
@@ -81,18 +82,21 @@ impl TimestampReader {
             }
         }
         let _ = self.consumer.unassign();
-        let unread = reads
+        let unread: Vec<&TimestampRead> = reads
             .iter()
             .filter(|r| !found.contains_key(&(r.topic.clone(), r.partition, r.offset)))
-            .count();
-        if unread > 0 {
-            errors.push(StageError {
-                stage: Stage::ReadTimestamps,
-                message: format!(
-                    "{unread} of {} record timestamps not read within {timeout:?}",
-                    reads.len()
-                ),
-            });
+            .collect();
+        if !unread.is_empty() {
+            let broker = leaders.common(unread.iter().map(|r| (r.topic.as_ref(), r.partition)));
+            errors.push(StageError::new(
+                Stage::ReadTimestamps,
+                broker,
+                CollectError::TimestampsUnread {
+                    unread: unread.len(),
+                    total: reads.len(),
+                    timeout,
+                },
+            ));
         }
         reads
             .iter()
@@ -109,16 +113,21 @@ impl TimestampReader {
         &self,
         wanted: &HashMap<(&str, i32), i64>,
         deadline: Instant,
+        timeout: Duration,
         found: &mut HashMap<(Arc<str>, i32, i64), i64>,
-    ) -> Result<(), String> {
+    ) -> Result<(), CollectError> {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in wanted {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-                .map_err(|e| format!("{topic}/{partition}: {e}"))?;
+                .map_err(|e| CollectError::Partition {
+                    topic: topic.to_string(),
+                    partition: *partition,
+                    source: KafkaCallError::from_rdkafka(Request::Assign, e, timeout),
+                })?;
         }
         self.consumer
             .assign(&tpl)
-            .map_err(|e| format!("assign: {e}"))?;
+            .map_err(|e| KafkaCallError::from_rdkafka(Request::Assign, e, timeout))?;
         let mut pending: HashMap<(String, i32), i64> = wanted
             .iter()
             .map(|((t, p), o)| ((t.to_string(), *p), *o))

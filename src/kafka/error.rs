@@ -1,0 +1,275 @@
+//! The errors of collection, from one Kafka call up to a failed poll stage. A [`StageError`]
+//! keeps which stage failed, which broker answered (or failed to) when that is known, and the
+//! typed cause, down to librdkafka's error code.
+
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
+use super::Stage;
+
+/// A broker as far as an answer or the cluster metadata identified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerRef {
+    /// A broker by node id, with its advertised `host:port` when metadata named it.
+    Node { id: i32, address: Option<String> },
+    /// The configured bootstrap servers: no broker of the cluster had answered yet.
+    Bootstrap(String),
+}
+
+impl fmt::Display for BrokerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BrokerRef::Node {
+                id,
+                address: Some(address),
+            } => write!(f, "node {id} ({address})"),
+            BrokerRef::Node { id, address: None } => write!(f, "node {id}"),
+            BrokerRef::Bootstrap(servers) => write!(f, "bootstrap {servers}"),
+        }
+    }
+}
+
+/// The Kafka request (or librdkafka call) that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    Metadata,
+    ListOffsetsEarliest,
+    ListOffsetsLatest,
+    ListConsumerGroups,
+    /// The classic DescribeGroups, through `rd_kafka_list_groups`.
+    DescribeGroups,
+    DescribeConsumerGroups,
+    ListConsumerGroupOffsets,
+    DescribeConfigs,
+    /// Assigning the partitions whose records the timestamp reader fetches.
+    Assign,
+}
+
+impl fmt::Display for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Request::Metadata => "Metadata",
+            Request::ListOffsetsEarliest => "ListOffsets (earliest)",
+            Request::ListOffsetsLatest => "ListOffsets (latest)",
+            Request::ListConsumerGroups => "ListConsumerGroups",
+            Request::DescribeGroups => "DescribeGroups",
+            Request::DescribeConsumerGroups => "DescribeConsumerGroups",
+            Request::ListConsumerGroupOffsets => "ListConsumerGroupOffsets",
+            Request::DescribeConfigs => "DescribeConfigs",
+            Request::Assign => "assign",
+        })
+    }
+}
+
+/// One Kafka call that failed as a whole, or for one partition, group or topic of its answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KafkaCallError {
+    /// No answer within the call's timeout (librdkafka's local `__TIMED_OUT`, or our own wait).
+    #[error("{request}: no answer within {timeout:?}")]
+    Timeout { request: Request, timeout: Duration },
+    /// librdkafka or the broker answered with an error code; `message` names the code too.
+    #[error("{request}: {message}")]
+    Kafka {
+        request: Request,
+        code: RDKafkaErrorCode,
+        message: String,
+    },
+    /// rdkafka failed without an error code (e.g. a client-side conversion).
+    #[error("{request}: {source}")]
+    Client {
+        request: Request,
+        #[source]
+        source: KafkaError,
+    },
+    /// The request could not be built: a name with a NUL byte, or an option librdkafka refused.
+    #[error("{request}: invalid argument: {message}")]
+    Argument { request: Request, message: String },
+    /// A librdkafka constructor returned null (out of memory or an invalid argument).
+    #[error("{request}: librdkafka could not create {object}")]
+    Create {
+        request: Request,
+        object: &'static str,
+    },
+}
+
+impl KafkaCallError {
+    /// Classifies a librdkafka error code: its local timeout becomes [`KafkaCallError::Timeout`].
+    pub fn from_code(
+        request: Request,
+        code: RDKafkaErrorCode,
+        message: String,
+        timeout: Duration,
+    ) -> KafkaCallError {
+        if code == RDKafkaErrorCode::OperationTimedOut {
+            KafkaCallError::Timeout { request, timeout }
+        } else {
+            KafkaCallError::Kafka {
+                request,
+                code,
+                message,
+            }
+        }
+    }
+
+    /// Classifies an error of rdkafka's safe API, keeping its code where it has one.
+    pub fn from_rdkafka(request: Request, error: KafkaError, timeout: Duration) -> KafkaCallError {
+        match error.rdkafka_error_code() {
+            Some(code) => KafkaCallError::from_code(request, code, error.to_string(), timeout),
+            None => KafkaCallError::Client {
+                request,
+                source: error,
+            },
+        }
+    }
+
+    /// The librdkafka error code, when the failure carried one.
+    pub fn code(&self) -> Option<RDKafkaErrorCode> {
+        match self {
+            KafkaCallError::Timeout { .. } => Some(RDKafkaErrorCode::OperationTimedOut),
+            KafkaCallError::Kafka { code, .. } => Some(*code),
+            KafkaCallError::Client { source, .. } => source.rdkafka_error_code(),
+            KafkaCallError::Argument { .. } | KafkaCallError::Create { .. } => None,
+        }
+    }
+}
+
+/// Why collection, or one part of it, failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CollectError {
+    #[error("cluster {cluster}: cannot create the Kafka client: {source}")]
+    Client {
+        cluster: String,
+        #[source]
+        source: KafkaError,
+    },
+    /// A call failed as a whole.
+    #[error(transparent)]
+    Call(#[from] KafkaCallError),
+    #[error("{topic}/{partition}: {source}")]
+    Partition {
+        topic: String,
+        partition: i32,
+        #[source]
+        source: KafkaCallError,
+    },
+    #[error("{topic}/{partition}: {request} gave no offset")]
+    NoOffset {
+        request: Request,
+        topic: String,
+        partition: i32,
+    },
+    #[error("{topic}/{partition}: {request} gave the unexpected offset {offset}")]
+    UnexpectedOffset {
+        request: Request,
+        topic: String,
+        partition: i32,
+        offset: String,
+    },
+    #[error("group {group}: {source}")]
+    Group {
+        group: String,
+        #[source]
+        source: KafkaCallError,
+    },
+    #[error("topic {topic}: {source}")]
+    Topic {
+        topic: String,
+        #[source]
+        source: KafkaCallError,
+    },
+    #[error("{unread} of {total} record timestamps not read within {timeout:?}")]
+    TimestampsUnread {
+        unread: usize,
+        total: usize,
+        timeout: Duration,
+    },
+}
+
+/// A failed stage of a poll: counted once in `lagwatch_poll_errors_total{stage}` and logged
+/// with the stage and broker as fields of their own, so the display is the cause alone.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source}")]
+pub struct StageError {
+    pub stage: Stage,
+    /// The broker that answered or was asked, when the answer or the metadata named it.
+    pub broker: Option<BrokerRef>,
+    /// Boxed: the cause is large and failures are rare, so results stay small.
+    #[source]
+    pub source: Box<CollectError>,
+}
+
+impl StageError {
+    pub fn new(stage: Stage, broker: Option<BrokerRef>, source: impl Into<CollectError>) -> Self {
+        StageError {
+            stage,
+            broker,
+            source: Box::new(source.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn brokers_display_as_logged() {
+        let cases = [
+            // 1. Metadata named the leader's address: both, so the log finds the host.
+            (
+                BrokerRef::Node {
+                    id: 1,
+                    address: Some("kafka-1:9092".into()),
+                },
+                "node 1 (kafka-1:9092)",
+            ),
+            // 2. A coordinator librdkafka reported without its address.
+            (
+                BrokerRef::Node {
+                    id: 3,
+                    address: None,
+                },
+                "node 3",
+            ),
+            // 3. Nothing answered yet: the servers that were asked.
+            (
+                BrokerRef::Bootstrap("a:9092,b:9092".into()),
+                "bootstrap a:9092,b:9092",
+            ),
+        ];
+        for (i, (broker, want)) in cases.iter().enumerate() {
+            assert_eq!(broker.to_string(), *want, "case {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn the_local_timeout_code_is_a_timeout_and_other_codes_keep_theirs() {
+        let t = Duration::from_secs(5);
+        let timed_out = KafkaCallError::from_code(
+            Request::Metadata,
+            RDKafkaErrorCode::OperationTimedOut,
+            "Local: Timed out".into(),
+            t,
+        );
+        assert_eq!(
+            timed_out,
+            KafkaCallError::Timeout {
+                request: Request::Metadata,
+                timeout: t
+            }
+        );
+        assert_eq!(timed_out.to_string(), "Metadata: no answer within 5s");
+        let refused = KafkaCallError::from_rdkafka(
+            Request::ListOffsetsLatest,
+            KafkaError::OffsetFetch(RDKafkaErrorCode::NotLeaderForPartition),
+            t,
+        );
+        assert_eq!(
+            refused.code(),
+            Some(RDKafkaErrorCode::NotLeaderForPartition)
+        );
+        assert!(matches!(refused, KafkaCallError::Kafka { .. }));
+    }
+}

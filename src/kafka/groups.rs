@@ -1,0 +1,173 @@
+//! The group stages: list groups, describe them, fetch their committed offsets.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+
+use super::admin_sys::{self, GroupKind};
+use super::error::{CollectError, KafkaCallError, Request, StageError};
+use super::{ClusterCollector, Stage};
+use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
+
+impl ClusterCollector {
+    /// Lists, describes and fetches the committed offsets of every selected group.
+    pub(super) fn groups(
+        &mut self,
+        topics: &[TopicSnapshot],
+        timeout: Duration,
+        errors: &mut Vec<StageError>,
+    ) -> Vec<GroupSnapshot> {
+        let selector = &self.settings.cluster.groups;
+        // Group id -> (state from the listing, protocol); a BTreeMap also deduplicates groups a
+        // coordinator move lists twice.
+        let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
+        // librdkafka reports a broker's listing error without the broker: no broker field.
+        match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
+            Ok(list) => {
+                for e in list.errors {
+                    errors.push(StageError::new(Stage::ListGroups, None, e));
+                }
+                for g in list.groups {
+                    if selector.matches(&g.group_id) && self.settings.shard.owns(&g.group_id) {
+                        listed.insert(g.group_id, (GroupState::from_broker(g.state), g.kind));
+                    }
+                }
+            }
+            Err(e) => {
+                errors.push(StageError::new(Stage::ListGroups, None, e));
+                // Without a listing, keep polling the groups seen last time.
+                for (id, (g, _)) in &self.previous_groups {
+                    listed.insert(id.clone(), (g.state, GroupKind::Unknown));
+                }
+            }
+        }
+        let described = self.describe_groups(&listed, timeout, errors);
+        let ids: Vec<String> = listed.keys().cloned().collect();
+        let fetched = admin_sys::list_consumer_group_offsets(
+            self.consumer.client(),
+            &ids,
+            self.settings.offset_fetch_concurrency,
+            timeout,
+        );
+        let topic_names: HashMap<&str, &Arc<str>> =
+            topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
+        let mut groups = Vec::with_capacity(ids.len());
+        let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
+        for ((id, (listed_state, _)), result) in listed.into_iter().zip(fetched) {
+            let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
+            match result {
+                Ok(raw) => {
+                    let mut offsets: Vec<CommittedOffset> = raw
+                        .into_iter()
+                        .filter_map(|o| {
+                            Some(CommittedOffset {
+                                topic: (*topic_names.get(o.topic.as_str())?).clone(),
+                                partition: o.partition,
+                                offset: o.offset,
+                            })
+                        })
+                        .collect();
+                    offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+                    let group = GroupSnapshot {
+                        id: id.clone(),
+                        state,
+                        members,
+                        offsets,
+                    };
+                    current.insert(id, (group.clone(), false));
+                    groups.push(group);
+                }
+                Err(source) => {
+                    errors.push(StageError::new(
+                        Stage::OffsetFetch,
+                        None,
+                        CollectError::Group {
+                            group: id.clone(),
+                            source,
+                        },
+                    ));
+                    // A group whose own request failed keeps its previous data for one poll.
+                    if let Some((previous, false)) = self.previous_groups.get(&id) {
+                        current.insert(id, (previous.clone(), true));
+                        groups.push(previous.clone());
+                    }
+                }
+            }
+        }
+        self.previous_groups = current;
+        groups
+    }
+
+    /// State and member count per group: classic groups through the classic DescribeGroups
+    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups.
+    fn describe_groups(
+        &self,
+        listed: &BTreeMap<String, (GroupState, GroupKind)>,
+        timeout: Duration,
+        errors: &mut Vec<StageError>,
+    ) -> HashMap<String, (GroupState, Option<u32>)> {
+        let mut out = HashMap::new();
+        let of_kind = |consumer: bool| -> Vec<String> {
+            listed
+                .iter()
+                .filter(|(_, (_, kind))| (*kind == GroupKind::Consumer) == consumer)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let (consumer_kind, classic) = (of_kind(true), of_kind(false));
+        if !classic.is_empty() {
+            match self.consumer.fetch_group_list(None, timeout) {
+                Ok(list) => {
+                    let wanted: HashSet<&str> = classic.iter().map(|s| s.as_str()).collect();
+                    for g in list.groups() {
+                        if wanted.contains(g.name()) {
+                            let members = u32::try_from(g.members().len()).unwrap_or(u32::MAX);
+                            out.insert(
+                                g.name().to_string(),
+                                (GroupState::from_broker(g.state()), Some(members)),
+                            );
+                        }
+                    }
+                }
+                // rd_kafka_list_groups asks every broker; its error names none of them.
+                Err(e) => errors.push(StageError::new(
+                    Stage::DescribeGroups,
+                    None,
+                    KafkaCallError::from_rdkafka(Request::DescribeGroups, e, timeout),
+                )),
+            }
+        }
+        if !consumer_kind.is_empty() {
+            match admin_sys::describe_consumer_groups(
+                self.consumer.client(),
+                &consumer_kind,
+                timeout,
+            ) {
+                Ok(results) => {
+                    for r in results {
+                        match r {
+                            Ok(d) => {
+                                out.insert(
+                                    d.group_id,
+                                    (GroupState::from_broker(d.state), Some(d.members)),
+                                );
+                            }
+                            Err(f) => errors.push(StageError::new(
+                                Stage::DescribeGroups,
+                                f.coordinator,
+                                CollectError::Group {
+                                    group: f.group_id,
+                                    source: f.error,
+                                },
+                            )),
+                        }
+                    }
+                }
+                Err(e) => errors.push(StageError::new(Stage::DescribeGroups, None, e)),
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,288 @@
+//! The metadata and offsets stages: which partitions exist, who leads them, and their low and
+//! high watermarks through batched ListOffsets.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::metadata::Metadata;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
+use super::{ClusterCollector, Stage};
+use crate::model::PartitionOffsets;
+
+/// Topics per ListOffsets call: brokers get slow on huge requests (PRODUCT.md §10, §11).
+const TOPICS_PER_LIST_OFFSETS: usize = 50;
+
+/// Selected topics with their partition ids, sorted by name.
+pub(super) type TopicPartitions = Vec<(String, Vec<i32>)>;
+
+/// Partition leaders and broker addresses of the last metadata, to name the broker a failed
+/// request went to.
+#[derive(Debug, Clone, Default)]
+pub struct Leaders {
+    leaders: HashMap<(String, i32), i32>,
+    addresses: HashMap<i32, String>,
+}
+
+impl Leaders {
+    /// Takes the leaders of the latest metadata. Broker addresses are merged, not replaced: a
+    /// broker that just went down drops out of the metadata's broker list while it still leads
+    /// partitions, and that is when its address matters.
+    fn update(&mut self, metadata: &Metadata) {
+        self.leaders = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| {
+                t.partitions()
+                    .iter()
+                    .map(move |p| ((t.name().to_string(), p.id()), p.leader()))
+            })
+            .collect();
+        self.remember(
+            metadata
+                .brokers()
+                .iter()
+                .map(|b| (b.id(), format!("{}:{}", b.host(), b.port()))),
+        );
+    }
+
+    fn remember(&mut self, addresses: impl Iterator<Item = (i32, String)>) {
+        self.addresses.extend(addresses);
+    }
+
+    /// The leader of a partition, when the metadata named one (-1 is "no leader").
+    pub fn of(&self, topic: &str, partition: i32) -> Option<BrokerRef> {
+        let id = *self.leaders.get(&(topic.to_string(), partition))?;
+        (id >= 0).then(|| BrokerRef::Node {
+            id,
+            address: self.addresses.get(&id).cloned(),
+        })
+    }
+
+    /// The one broker leading all the given partitions; `None` when they have several or none.
+    pub fn common<'a>(
+        &self,
+        mut partitions: impl Iterator<Item = (&'a str, i32)>,
+    ) -> Option<BrokerRef> {
+        let (topic, partition) = partitions.next()?;
+        let first = self.of(topic, partition)?;
+        partitions
+            .all(|(t, p)| self.of(t, p).as_ref() == Some(&first))
+            .then_some(first)
+    }
+}
+
+impl ClusterCollector {
+    /// Selected topics with their partition ids, sorted by name; records the leaders.
+    pub(super) fn topic_partitions(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<TopicPartitions, StageError> {
+        let metadata = self.consumer.fetch_metadata(None, timeout).map_err(|e| {
+            StageError::new(
+                Stage::Metadata,
+                Some(BrokerRef::Bootstrap(
+                    self.settings.cluster.bootstrap_servers.clone(),
+                )),
+                KafkaCallError::from_rdkafka(Request::Metadata, e, timeout),
+            )
+        })?;
+        self.leaders.update(&metadata);
+        let mut topics: TopicPartitions = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && self.settings.cluster.topics.matches(t.name()))
+            .map(|t| {
+                let mut ids: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+                ids.sort_unstable();
+                (t.name().to_string(), ids)
+            })
+            .collect();
+        topics.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(topics)
+    }
+
+    /// Low and high watermarks of every partition, by topic. Two ListOffsets calls (earliest,
+    /// latest) per chunk of topics; librdkafka sends one request per leader broker for each.
+    /// A partition's own error is pushed to `errors`; a failed call fails the stage.
+    pub(super) fn watermarks(
+        &self,
+        topics: &[(String, Vec<i32>)],
+        timeout: Duration,
+        errors: &mut Vec<StageError>,
+    ) -> Result<HashMap<String, Vec<PartitionOffsets>>, StageError> {
+        let mut out: HashMap<String, Vec<PartitionOffsets>> = HashMap::new();
+        for chunk in topics.chunks(TOPICS_PER_LIST_OFFSETS) {
+            let earliest = self.list_offsets(chunk, Request::ListOffsetsEarliest, timeout)?;
+            let latest = self.list_offsets(chunk, Request::ListOffsetsLatest, timeout)?;
+            for (topic, ids) in chunk {
+                let mut partitions = Vec::with_capacity(ids.len());
+                for &p in ids {
+                    let key = (topic.clone(), p);
+                    let failure = match (earliest.get(&key), latest.get(&key)) {
+                        (Some(Ok(l)), Some(Ok(h))) => {
+                            partitions.push(PartitionOffsets {
+                                partition: p,
+                                earliest: *l,
+                                latest: (*h).max(*l),
+                            });
+                            continue;
+                        }
+                        (Some(Err(e)), _) | (_, Some(Err(e))) => e.clone(),
+                        (None, _) => CollectError::NoOffset {
+                            request: Request::ListOffsetsEarliest,
+                            topic: topic.clone(),
+                            partition: p,
+                        },
+                        (_, None) => CollectError::NoOffset {
+                            request: Request::ListOffsetsLatest,
+                            topic: topic.clone(),
+                            partition: p,
+                        },
+                    };
+                    errors.push(StageError::new(
+                        Stage::ListOffsets,
+                        self.leaders.of(topic, p),
+                        failure,
+                    ));
+                }
+                if !partitions.is_empty() {
+                    out.insert(topic.clone(), partitions);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// One ListOffsets call for every partition of `topics`: the offset or error per partition.
+    #[allow(clippy::type_complexity)]
+    fn list_offsets(
+        &self,
+        topics: &[(String, Vec<i32>)],
+        request: Request,
+        timeout: Duration,
+    ) -> Result<HashMap<(String, i32), Result<i64, CollectError>>, StageError> {
+        let spec = match request {
+            Request::ListOffsetsEarliest => Offset::Beginning,
+            _ => Offset::End,
+        };
+        let partitions = || {
+            topics
+                .iter()
+                .flat_map(|(t, ids)| ids.iter().map(move |&p| (t.as_str(), p)))
+        };
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p) in partitions() {
+            tpl.add_partition_offset(topic, p, spec).map_err(|e| {
+                StageError::new(
+                    Stage::ListOffsets,
+                    self.leaders.of(topic, p),
+                    CollectError::Partition {
+                        topic: topic.to_string(),
+                        partition: p,
+                        source: KafkaCallError::from_rdkafka(request, e, timeout),
+                    },
+                )
+            })?;
+        }
+        if tpl.count() == 0 {
+            return Ok(HashMap::new());
+        }
+        let answer = self.consumer.offsets_for_times(tpl, timeout).map_err(|e| {
+            StageError::new(
+                Stage::ListOffsets,
+                self.leaders.common(partitions()),
+                KafkaCallError::from_rdkafka(request, e, timeout),
+            )
+        })?;
+        Ok(answer
+            .elements()
+            .iter()
+            .map(|e| {
+                let (topic, partition) = (e.topic().to_string(), e.partition());
+                let value = match (e.error(), e.offset()) {
+                    (Err(err), _) => Err(CollectError::Partition {
+                        topic: topic.clone(),
+                        partition,
+                        source: KafkaCallError::from_rdkafka(request, err, timeout),
+                    }),
+                    (Ok(()), Offset::Offset(o)) if o >= 0 => Ok(o),
+                    (Ok(()), other) => Err(CollectError::UnexpectedOffset {
+                        request,
+                        topic: topic.clone(),
+                        partition,
+                        offset: format!("{other:?}"),
+                    }),
+                };
+                ((topic, partition), value)
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaders() -> Leaders {
+        Leaders {
+            leaders: HashMap::from([
+                (("a".to_string(), 0), 1),
+                (("a".to_string(), 1), 2),
+                (("b".to_string(), 0), 1),
+                (("c".to_string(), 0), -1),
+            ]),
+            addresses: HashMap::from([(1, "k1:9092".to_string())]),
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_leader_only_when_there_is_exactly_one() {
+        let l = leaders();
+        let node1 = Some(BrokerRef::Node {
+            id: 1,
+            address: Some("k1:9092".into()),
+        });
+        // 1. A partition led by a broker metadata listed: id and address.
+        assert_eq!(l.of("a", 0), node1);
+        // 2. A leader missing from the broker list: its id alone.
+        assert_eq!(
+            l.of("a", 1),
+            Some(BrokerRef::Node {
+                id: 2,
+                address: None
+            })
+        );
+        // 3. No leader (-1) or an unknown partition: no broker to name.
+        assert_eq!(l.of("c", 0), None);
+        assert_eq!(l.of("z", 0), None);
+        // 4. A call over partitions of one leader names it; over two leaders, neither.
+        assert_eq!(l.common([("a", 0), ("b", 0)].into_iter()), node1);
+        assert_eq!(l.common([("a", 0), ("a", 1)].into_iter()), None);
+        assert_eq!(l.common(std::iter::empty()), None);
+    }
+
+    #[test]
+    fn a_broker_missing_from_newer_metadata_keeps_its_address() {
+        let mut l = leaders();
+        // Broker 1 went down (no longer listed); broker 2 appeared, then moved.
+        l.remember([(2, "k2:9092".to_string())].into_iter());
+        l.remember([(2, "k2b:9092".to_string())].into_iter());
+        assert_eq!(
+            l.of("a", 0),
+            Some(BrokerRef::Node {
+                id: 1,
+                address: Some("k1:9092".into())
+            })
+        );
+        assert_eq!(
+            l.of("a", 1),
+            Some(BrokerRef::Node {
+                id: 2,
+                address: Some("k2b:9092".into())
+            })
+        );
+    }
+}
