@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
 use super::*;
-use crate::kafka::{PollOutcome, Stage, StageError};
+use crate::kafka::{BrokerRef, KafkaCallError, PollOutcome, Stage, StageError};
 use crate::model::{
     CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
@@ -77,10 +77,14 @@ fn failed_poll() -> PollResult {
         report: None,
         outcome: PollOutcome {
             snapshot: None,
-            errors: vec![StageError {
-                stage: Stage::Metadata,
-                message: "broker transport failure".to_string(),
-            }],
+            errors: vec![StageError::new(
+                Stage::Metadata,
+                Some(BrokerRef::Bootstrap("127.0.0.1:9092".to_string())),
+                KafkaCallError::Timeout {
+                    request: crate::kafka::Request::Metadata,
+                    timeout: Duration::from_secs(10),
+                },
+            )],
         },
         events: Vec::new(),
         timestamp_reads_pending: 0,

@@ -603,6 +603,9 @@ fn cluster_id() -> String {
         x ^= x << 17;
         *b = x as u8;
     }
+    // The first character then comes from `A`..`f`: an id starting with `-` would read as an
+    // option to the storage tool.
+    bytes[0] &= 0x7f;
     let mut bits = 0u32;
     let mut nbits = 0;
     let mut out = String::new();
