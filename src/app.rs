@@ -20,11 +20,10 @@ use tokio::time::Instant;
 use crate::cluster_state::ClusterState;
 use crate::config::{Compat, Config};
 use crate::http::{self, Exposition};
-use crate::kafka::CollectorSettings;
 use crate::metrics::{self, RenderSettings};
 use crate::model::analytics::Event;
 use crate::model::Report;
-use crate::poll::{analytics_settings, ClusterPoller, PollResult, Poller};
+use crate::poll::{log_stage_errors, ClusterPoller, PollResult, Poller};
 use crate::status_page;
 
 /// The last good report is served until it is this many poll intervals old.
@@ -91,22 +90,16 @@ pub async fn run(
     if let Some(path) = &config.web_config_file {
         return Err(AppError::WebConfigUnsupported(path.display().to_string()));
     }
-    let analytics = analytics_settings(&config);
+    let shared = Arc::new(config.clone());
     let plans = config
         .clusters
         .iter()
         .map(|cluster| {
-            let settings = CollectorSettings {
-                cluster: cluster.clone(),
-                shard: config.shard.clone(),
-                offset_fetch_concurrency: config.offset_fetch_concurrency,
-                config_refresh: config.config_refresh,
-            };
-            let analytics = analytics.clone();
+            let (config, cluster) = (shared.clone(), cluster.clone());
             PollPlan {
                 cluster: cluster.name.clone(),
                 poll_interval: cluster.poll_interval,
-                start: move || ClusterPoller::new(settings, analytics),
+                start: move || ClusterPoller::new(&config, &cluster),
             }
         })
         .collect();
@@ -294,15 +287,7 @@ async fn poll_loop<S, P, E>(
         for event in &events {
             log_event(&cluster, event);
         }
-        for e in &outcome.errors {
-            tracing::warn!(
-                cluster = cluster.as_str(),
-                stage = e.stage.as_str(),
-                broker = e.broker.as_ref().map(tracing::field::display),
-                error = %e,
-                "poll stage failed"
-            );
-        }
+        log_stage_errors(&cluster, &outcome.errors);
         let up = outcome.up();
         if let Some(report) = report {
             last_good = Some((Arc::new(report), Instant::now()));

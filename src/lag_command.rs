@@ -13,10 +13,10 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::human::seconds;
-use crate::kafka::{BrokerRef, ClusterCollector, CollectorSettings, StageError};
-use crate::model::analytics::{ClusterAnalytics, Status};
+use crate::kafka::{BrokerRef, StageError};
+use crate::model::analytics::Status;
 use crate::model::Report;
-use crate::poll::{analytics_settings, poll_once};
+use crate::poll::{log_stage_errors, ClusterPoller, Poller};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -115,29 +115,15 @@ pub fn collect(config: &Config, options: &LagOptions) -> Result<Vec<GroupRow>, L
             cluster: cluster.name.clone(),
             message,
         };
-        let mut collector = ClusterCollector::new(CollectorSettings {
-            cluster: cluster.clone(),
-            shard: config.shard.clone(),
-            offset_fetch_concurrency: config.offset_fetch_concurrency,
-            config_refresh: config.config_refresh,
-        })
-        .map_err(|e| connection(e.to_string()))?;
-        let mut analytics = ClusterAnalytics::new(analytics_settings(config));
+        let mut poller =
+            ClusterPoller::new(config, cluster).map_err(|e| connection(e.to_string()))?;
         let mut last = None;
         for i in 0..polls {
             if i > 0 {
                 std::thread::sleep(cluster.poll_interval);
             }
-            let result = poll_once(&mut collector, &mut analytics);
-            for e in &result.outcome.errors {
-                tracing::warn!(
-                    cluster = cluster.name.as_str(),
-                    stage = e.stage.as_str(),
-                    broker = e.broker.as_ref().map(tracing::field::display),
-                    error = %e,
-                    "poll stage failed"
-                );
-            }
+            let result = poller.poll();
+            log_stage_errors(&cluster.name, &result.outcome.errors);
             match result.report {
                 Some(report) => last = Some(report),
                 None => {

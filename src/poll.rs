@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use crate::config::Config;
-use crate::kafka::{ClusterCollector, CollectError, CollectorSettings, PollOutcome};
+use crate::config::{ClusterConfig, Config};
+use crate::kafka::{ClusterCollector, CollectError, CollectorSettings, PollOutcome, StageError};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::Report;
 
@@ -36,7 +36,7 @@ pub struct PollResult {
 
 /// One poll of one cluster, both phases: collect, read the record timestamps the model asks
 /// for, finish the model. Blocking.
-pub fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
+fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
     let mut outcome = collector.poll();
     let Some(snapshot) = outcome.snapshot.take() else {
         return PollResult {
@@ -75,17 +75,31 @@ pub struct ClusterPoller {
 }
 
 impl ClusterPoller {
-    /// Creates the cluster's client. Blocking.
-    pub fn new(
-        settings: CollectorSettings,
-        analytics: AnalyticsSettings,
-    ) -> Result<ClusterPoller, CollectError> {
-        let analytics = ClusterAnalytics::new(analytics);
-        let collector = ClusterCollector::new(settings)?;
+    /// Creates the client of `cluster`, one of `config`'s clusters. Blocking.
+    pub fn new(config: &Config, cluster: &ClusterConfig) -> Result<ClusterPoller, CollectError> {
+        let collector = ClusterCollector::new(CollectorSettings {
+            cluster: cluster.clone(),
+            shard: config.shard.clone(),
+            offset_fetch_concurrency: config.offset_fetch_concurrency,
+            config_refresh: config.config_refresh,
+        })?;
         Ok(ClusterPoller {
             collector,
-            analytics,
+            analytics: ClusterAnalytics::new(analytics_settings(config)),
         })
+    }
+}
+
+/// Logs each failed stage of a poll with the cluster, stage and broker as fields.
+pub fn log_stage_errors(cluster: &str, errors: &[StageError]) {
+    for e in errors {
+        tracing::warn!(
+            cluster,
+            stage = e.stage.as_str(),
+            broker = e.broker.as_ref().map(tracing::field::display),
+            error = %e,
+            "poll stage failed"
+        );
     }
 }
 

@@ -14,16 +14,8 @@ use super::*;
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Status};
 use crate::model::{
     CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
-    GroupTopicReport, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
+    GroupTopicReport, Report, Snapshot,
 };
-
-fn po(partition: i32, earliest: i64, latest: i64) -> PartitionOffsets {
-    PartitionOffsets {
-        partition,
-        earliest,
-        latest,
-    }
-}
 
 fn commit(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
     CommittedOffset {
@@ -46,22 +38,7 @@ fn commit(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
 fn report_with_groups(groups: Vec<GroupSnapshot>) -> Arc<Report> {
     let snapshot = Snapshot {
         taken_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        topics: vec![
-            TopicSnapshot {
-                name: Arc::from("orders"),
-                partitions: vec![po(0, 0, 10), po(1, 0, 20), po(2, 0, 30)],
-                config: TopicConfig {
-                    retention_ms: Some(3_600_000),
-                    retention_bytes: Some(-1),
-                    cleanup_policy: Some("delete".into()),
-                },
-            },
-            TopicSnapshot {
-                name: Arc::from("payments"),
-                partitions: vec![po(0, 5, 9), po(1, 0, 3)],
-                config: TopicConfig::default(),
-            },
-        ],
+        topics: crate::model::fixtures::orders_and_payments(),
         groups,
     };
     // One poll of the real model, every timestamp read unanswered: time lag is known only where

@@ -100,29 +100,9 @@ fn report_sums_per_topic_and_group_and_counts_uncommitted() {
         partition,
         offset,
     };
-    let po = |partition, earliest, latest| PartitionOffsets {
-        partition,
-        earliest,
-        latest,
-    };
     let s = Snapshot {
         taken_at: at(0),
-        topics: vec![
-            TopicSnapshot {
-                name: orders.clone(),
-                partitions: vec![po(0, 0, 10), po(1, 0, 20), po(2, 0, 30)],
-                config: TopicConfig {
-                    retention_ms: Some(3_600_000),
-                    retention_bytes: Some(-1),
-                    cleanup_policy: Some("delete".into()),
-                },
-            },
-            TopicSnapshot {
-                name: payments.clone(),
-                partitions: vec![po(0, 5, 9), po(1, 0, 3)],
-                config: TopicConfig::default(),
-            },
-        ],
+        topics: crate::model::fixtures::orders_and_payments(),
         groups: vec![GroupSnapshot {
             id: "billing".into(),
             state: GroupState::Empty,
