@@ -415,6 +415,12 @@ pub struct LagwatchProcess {
 impl LagwatchProcess {
     /// Starts the binary on a free port; `config_yaml` must not set `listen`.
     pub fn start(config_yaml: &str) -> LagwatchProcess {
+        LagwatchProcess::start_with_env(config_yaml, &[])
+    }
+
+    /// `start` with `env` added to the child's environment (secrets read with `{env: NAME}`,
+    /// `RUST_LOG`), leaving the test process's own environment untouched.
+    pub fn start_with_env(config_yaml: &str, env: &[(&str, &str)]) -> LagwatchProcess {
         let port = free_port();
         let dir = std::env::temp_dir().join(unique("lagwatch-process"));
         std::fs::create_dir_all(&dir).expect("dir");
@@ -429,6 +435,7 @@ impl LagwatchProcess {
             .arg("--config")
             .arg(&config)
             .args(["--log-format", "json"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(std::fs::File::create(&log).expect("log")))
             .spawn()
