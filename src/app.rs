@@ -23,7 +23,7 @@ use crate::http::{self, Exposition};
 use crate::metrics::{self, RenderSettings};
 use crate::model::analytics::Event;
 use crate::model::Report;
-use crate::poll::{log_stage_errors, ClusterPoller, PollResult, Poller};
+use crate::poll::{log_stage_errors, log_unauthorized, ClusterPoller, PollResult, Poller};
 use crate::status_page;
 
 /// The last good report is served until it is this many poll intervals old.
@@ -288,7 +288,13 @@ async fn poll_loop<S, P, E>(
             log_event(&cluster, event);
         }
         log_stage_errors(&cluster, &outcome.errors);
+        log_unauthorized(&cluster, &outcome.unauthorized);
         let up = outcome.up();
+        let count = |names: &[String]| u64::try_from(names.len()).unwrap_or(u64::MAX);
+        let unauthorized = (
+            count(&outcome.unauthorized.topics),
+            count(&outcome.unauthorized.groups),
+        );
         if let Some(report) = report {
             last_good = Some((Arc::new(report), Instant::now()));
         }
@@ -320,6 +326,10 @@ async fn poll_loop<S, P, E>(
                 }
                 c.requests = requests;
                 c.timestamp_reads_pending = timestamp_reads_pending as u64;
+                // A poll that stopped at metadata or offsets asked nothing about the rest.
+                if up {
+                    (c.unauthorized_topics, c.unauthorized_groups) = unauthorized;
+                }
             })
         })
         .await;

@@ -39,6 +39,10 @@ pub struct ClusterState {
     pub requests: BTreeMap<String, u64>,
     /// `lagwatch_timestamp_reads_pending`.
     pub timestamp_reads_pending: u64,
+    /// `lagwatch_unauthorized_topics`, `lagwatch_unauthorized_groups`: as of the last poll that
+    /// got past the metadata and offsets stages.
+    pub unauthorized_topics: u64,
+    pub unauthorized_groups: u64,
 }
 
 impl ClusterState {
@@ -53,6 +57,8 @@ impl ClusterState {
             errors: BTreeMap::new(),
             requests: BTreeMap::new(),
             timestamp_reads_pending: 0,
+            unauthorized_topics: 0,
+            unauthorized_groups: 0,
         }
     }
 }

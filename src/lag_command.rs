@@ -16,7 +16,7 @@ use crate::human::seconds;
 use crate::kafka::{BrokerRef, StageError};
 use crate::model::analytics::Status;
 use crate::model::Report;
-use crate::poll::{log_stage_errors, ClusterPoller, Poller};
+use crate::poll::{log_stage_errors, log_unauthorized, ClusterPoller, Poller};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
@@ -124,6 +124,7 @@ pub fn collect(config: &Config, options: &LagOptions) -> Result<Vec<GroupRow>, L
             }
             let result = poller.poll();
             log_stage_errors(&cluster.name, &result.outcome.errors);
+            log_unauthorized(&cluster.name, &result.outcome.unauthorized);
             match result.report {
                 Some(report) => last = Some(report),
                 None => {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use crate::config::{ClusterConfig, Config};
-use crate::kafka::{ClusterCollector, CollectError, CollectorSettings, PollOutcome, StageError};
+use crate::kafka::{
+    ClusterCollector, CollectError, CollectorSettings, PollOutcome, StageError, Unauthorized,
+};
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event};
 use crate::model::Report;
 
@@ -101,6 +103,20 @@ pub fn log_stage_errors(cluster: &str, errors: &[StageError]) {
             "poll stage failed"
         );
     }
+}
+
+/// Says which selected topics and groups Kafka refused to describe, once per poll while any
+/// are: their series are absent, and a group whose topic is hidden shows no lag on it.
+pub fn log_unauthorized(cluster: &str, unauthorized: &Unauthorized) {
+    if unauthorized.is_empty() {
+        return;
+    }
+    tracing::warn!(
+        cluster,
+        topics = unauthorized.topics.join(", "),
+        groups = unauthorized.groups.join(", "),
+        "selected topics or groups hidden by Kafka ACLs (no Describe permission)"
+    );
 }
 
 impl Poller for ClusterPoller {

@@ -65,6 +65,7 @@ fn good_poll() -> PollResult {
         outcome: PollOutcome {
             snapshot: Some(snapshot),
             errors: Vec::new(),
+            unauthorized: Default::default(),
         },
         events: Vec::new(),
         timestamp_reads_pending: 0,
@@ -85,6 +86,7 @@ fn failed_poll() -> PollResult {
                     timeout: Duration::from_secs(10),
                 },
             )],
+            unauthorized: Default::default(),
         },
         events: Vec::new(),
         timestamp_reads_pending: 0,

@@ -177,6 +177,31 @@ impl Selector {
         self.include.iter().any(|re| re.is_match(name))
             && !self.exclude.iter().any(|re| re.is_match(name))
     }
+
+    /// The names the include patterns spell out exactly (`^name$`, with `\.` or `.` for a
+    /// dot) and the selector keeps. These are the only selected names lagwatch knows without
+    /// Kafka listing them, so it can ask about them by name when a listing leaves them out.
+    pub fn literal_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .include
+            .iter()
+            .filter_map(|re| literal(re.as_str()))
+            .filter(|name| self.matches(name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// `name` for a pattern `^name$` made of name characters only (`\.` and `\-` unescaped).
+fn literal(pattern: &str) -> Option<String> {
+    let body = pattern.strip_prefix('^')?.strip_suffix('$')?;
+    let name = body.replace("\\.", ".").replace("\\-", "-");
+    let plain = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    (plain && !name.is_empty()).then_some(name)
 }
 
 /// Finest level of Kafka series emitted. Ordered from coarsest to finest.

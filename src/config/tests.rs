@@ -572,3 +572,27 @@ fn granularity_orders_coarse_to_fine_and_spells_as_yaml() {
         assert_eq!(parse_in(&text, &[], None).unwrap().granularity, granularity);
     }
 }
+
+#[test]
+fn literal_names_are_the_exact_names_the_include_patterns_spell_out() {
+    let re = |p: &str| Regex::new(p).unwrap();
+    let selector = Selector {
+        include: vec![
+            // 1. Exact names, with a dot written either way.
+            re("^orders$"),
+            re("^billing\\.events$"),
+            re("^audit.v1$"),
+            // 2. Patterns that select more than one name: not literal.
+            re("^payments-.*$"),
+            re("shipments"),
+            re("^(a|b)$"),
+            // 3. An exact name the exclude list removes.
+            re("^internal$"),
+        ],
+        exclude: vec![re("^internal$")],
+    };
+    assert_eq!(
+        selector.literal_names(),
+        ["audit.v1", "billing.events", "orders"]
+    );
+}

@@ -45,6 +45,8 @@ pub enum Request {
     DescribeConfigs,
     /// Assigning the partitions whose records the timestamp reader fetches.
     Assign,
+    /// The timestamp reader's fetches of the assigned partitions.
+    Fetch,
 }
 
 impl fmt::Display for Request {
@@ -59,6 +61,7 @@ impl fmt::Display for Request {
             Request::ListConsumerGroupOffsets => "ListConsumerGroupOffsets",
             Request::DescribeConfigs => "DescribeConfigs",
             Request::Assign => "assign",
+            Request::Fetch => "Fetch",
         })
     }
 }
@@ -178,6 +181,16 @@ pub enum CollectError {
         topic: String,
         #[source]
         source: KafkaCallError,
+    },
+    /// Kafka refused the reads (an authorization error), so waiting longer would not help.
+    #[error("{unread} of {total} record timestamps not read (topics {topics}): {source}")]
+    TimestampsRefused {
+        unread: usize,
+        total: usize,
+        topics: String,
+        /// Boxed: the largest variant otherwise, and every result of collection carries its size.
+        #[source]
+        source: Box<KafkaCallError>,
     },
     #[error("{unread} of {total} record timestamps not read within {timeout:?}")]
     TimestampsUnread {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
+use rdkafka::error::RDKafkaErrorCode;
 
 use super::admin_sys::{self, GroupKind};
 use super::error::{CollectError, KafkaCallError, Request, StageError};
@@ -12,20 +13,25 @@ use super::{ClusterCollector, Stage};
 use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
 
 impl ClusterCollector {
-    /// Lists, describes and fetches the committed offsets of every selected group.
+    /// Lists, describes and fetches the committed offsets of every selected group. Selected
+    /// groups Kafka refuses to describe (listed ones whose OffsetFetch it refused, and exactly
+    /// named ones the listing left out) go to `unauthorized`.
     pub(super) fn groups(
         &mut self,
         topics: &[TopicSnapshot],
         timeout: Duration,
         errors: &mut Vec<StageError>,
+        unauthorized: &mut Vec<String>,
     ) -> Vec<GroupSnapshot> {
         let selector = &self.settings.cluster.groups;
         // Group id -> (state from the listing, protocol); a BTreeMap also deduplicates groups a
         // coordinator move lists twice.
         let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
+        let mut listing_complete = false;
         // librdkafka reports a broker's listing error without the broker: no broker field.
         match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
             Ok(list) => {
+                listing_complete = list.errors.is_empty();
                 for e in list.errors {
                     errors.push(StageError::new(Stage::ListGroups, None, e));
                 }
@@ -40,6 +46,32 @@ impl ClusterCollector {
                 // Without a listing, keep polling the groups seen last time.
                 for (id, (g, _)) in &self.previous_groups {
                     listed.insert(id.clone(), (g.state, GroupKind::Unknown));
+                }
+            }
+        }
+        // ListGroups leaves out the groups this principal may not Describe (unless it may
+        // Describe the cluster). An exactly named group it left out is asked about by name: its
+        // description says GROUP_AUTHORIZATION_FAILED when it is hidden, and dead or not found
+        // when it does not exist. DescribeConsumerGroups, not OffsetFetch: librdkafka's answer
+        // to an OffsetFetch its coordinator is not ready for (NOT_COORDINATOR, as for a group
+        // whose coordinator is still loading) crashes a handle without a group of its own. Only
+        // after a complete listing: otherwise a group on an unanswering coordinator would be
+        // asked about every poll.
+        if listing_complete {
+            let shard = &self.settings.shard;
+            let missing: Vec<String> = selector
+                .literal_names()
+                .into_iter()
+                .filter(|g| !listed.contains_key(g) && shard.owns(g))
+                .collect();
+            // A failed probe counts as not refused: the listing already answered for the cluster.
+            if let Ok(probed) =
+                admin_sys::describe_consumer_groups(self.consumer.client(), &missing, timeout)
+            {
+                for failure in probed.into_iter().filter_map(Result::err) {
+                    if is_group_refusal(&failure.error) && missing.contains(&failure.group_id) {
+                        unauthorized.push(failure.group_id);
+                    }
                 }
             }
         }
@@ -80,6 +112,9 @@ impl ClusterCollector {
                     groups.push(group);
                 }
                 Err(source) => {
+                    if is_group_refusal(&source) {
+                        unauthorized.push(id.clone());
+                    }
                     errors.push(StageError::new(
                         Stage::OffsetFetch,
                         None,
@@ -97,6 +132,7 @@ impl ClusterCollector {
             }
         }
         self.previous_groups = current;
+        unauthorized.sort();
         groups
     }
 
@@ -170,4 +206,9 @@ impl ClusterCollector {
         }
         out
     }
+}
+
+/// Whether Kafka refused a group's request for want of a Describe ACL on the group.
+fn is_group_refusal(error: &KafkaCallError) -> bool {
+    error.code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
 }

@@ -5,7 +5,10 @@
 //! Metadata 1; ListOffsets 2 per leader broker per chunk of topics (librdkafka groups an
 //! `offsets_for_times` call by leader); ListConsumerGroups 1 per broker; classic DescribeGroups
 //! batched per coordinator; DescribeConfigs 1, only when the topic set changes or on refresh;
-//! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight.
+//! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight. Names a selector spells out
+//! exactly that a listing left out (hidden by ACLs, or absent) cost one more request each while
+//! they are missing: Metadata per topic, DescribeConsumerGroups for the groups
+//! ([`Unauthorized`]).
 //!
 //! Stages by file: `watermarks` (metadata, ListOffsets), `groups` (list, describe, committed
 //! offsets), `topic_configs` (DescribeConfigs), `reader` (record timestamps). `error` holds the
@@ -47,6 +50,24 @@ pub struct PollOutcome {
     /// `None` when the metadata or offsets stage failed: there is nothing trustworthy to report.
     pub snapshot: Option<Snapshot>,
     pub errors: Vec<StageError>,
+    pub unauthorized: Unauthorized,
+}
+
+/// Selected topics and groups Kafka refused to describe to lagwatch's principal this poll.
+/// Kafka hides what a principal may not Describe from its listings (Metadata, ListGroups,
+/// OffsetFetch of a whole group) without an error, so only what lagwatch can name is here:
+/// names the selectors spell out exactly that the listings left out and Kafka then refused by
+/// name, and listed groups whose own requests were refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unauthorized {
+    pub topics: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+impl Unauthorized {
+    pub fn is_empty(&self) -> bool {
+        self.topics.is_empty() && self.groups.is_empty()
+    }
 }
 
 impl PollOutcome {
@@ -172,14 +193,16 @@ impl ClusterCollector {
     /// One poll: every stage runs; a failed stage is reported and the rest goes on with what it has.
     pub fn poll(&mut self) -> PollOutcome {
         let mut errors = Vec::new();
+        let mut unauthorized = Unauthorized::default();
         let timeout = self.settings.call_timeout();
-        let topics = match self.topic_partitions(timeout) {
+        let topics = match self.topic_partitions(timeout, &mut unauthorized.topics) {
             Ok(t) => t,
             Err(e) => {
                 errors.push(e);
                 return PollOutcome {
                     snapshot: None,
                     errors,
+                    unauthorized,
                 };
             }
         };
@@ -190,6 +213,7 @@ impl ClusterCollector {
                 return PollOutcome {
                     snapshot: None,
                     errors,
+                    unauthorized,
                 };
             }
         };
@@ -206,7 +230,12 @@ impl ClusterCollector {
                 })
             })
             .collect();
-        let groups = self.groups(&topic_snapshots, timeout, &mut errors);
+        let groups = self.groups(
+            &topic_snapshots,
+            timeout,
+            &mut errors,
+            &mut unauthorized.groups,
+        );
         PollOutcome {
             snapshot: Some(Snapshot {
                 taken_at,
@@ -214,6 +243,7 @@ impl ClusterCollector {
                 groups,
             }),
             errors,
+            unauthorized,
         }
     }
 }

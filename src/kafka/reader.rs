@@ -3,11 +3,12 @@
 //! leader; it never commits. Offsets of one partition are read in rounds, one offset per
 //! partition per round.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -66,13 +67,16 @@ impl TimestampReader {
         }
         let rounds = by_partition.values().map(Vec::len).max().unwrap_or(0);
         let mut found: HashMap<(Arc<str>, i32, i64), i64> = HashMap::new();
+        // A Fetch Kafka refused (no Read ACL on a topic): the records never come, so the unread
+        // reads are reported with that refusal rather than as a timeout.
+        let mut refused: Option<KafkaCallError> = None;
         let deadline = Instant::now() + timeout;
         for round in 0..rounds {
             let wanted: HashMap<(&str, i32), i64> = by_partition
                 .iter()
                 .filter_map(|((t, p), offsets)| Some(((t.as_ref(), *p), *offsets.get(round)?)))
                 .collect();
-            if let Err(e) = self.read_round(&wanted, deadline, timeout, &mut found) {
+            if let Err(e) = self.read_round(&wanted, deadline, timeout, &mut found, &mut refused) {
                 let broker = leaders.common(wanted.keys().copied());
                 errors.push(StageError::new(Stage::ReadTimestamps, broker, e));
                 break;
@@ -88,15 +92,23 @@ impl TimestampReader {
             .collect();
         if !unread.is_empty() {
             let broker = leaders.common(unread.iter().map(|r| (r.topic.as_ref(), r.partition)));
-            errors.push(StageError::new(
-                Stage::ReadTimestamps,
-                broker,
-                CollectError::TimestampsUnread {
+            let cause = match refused {
+                Some(source) => {
+                    let topics: BTreeSet<&str> = unread.iter().map(|r| r.topic.as_ref()).collect();
+                    CollectError::TimestampsRefused {
+                        unread: unread.len(),
+                        total: reads.len(),
+                        topics: topics.into_iter().collect::<Vec<_>>().join(", "),
+                        source: Box::new(source),
+                    }
+                }
+                None => CollectError::TimestampsUnread {
                     unread: unread.len(),
                     total: reads.len(),
                     timeout,
                 },
-            ));
+            };
+            errors.push(StageError::new(Stage::ReadTimestamps, broker, cause));
         }
         reads
             .iter()
@@ -115,6 +127,7 @@ impl TimestampReader {
         deadline: Instant,
         timeout: Duration,
         found: &mut HashMap<(Arc<str>, i32, i64), i64>,
+        refused: &mut Option<KafkaCallError>,
     ) -> Result<(), CollectError> {
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in wanted {
@@ -151,10 +164,25 @@ impl TimestampReader {
                     }
                     pending.remove(&key);
                 }
+                // librdkafka names no partition with a consumer error; the reads still unread at
+                // the end are the ones it concerns. Other errors are transient: librdkafka retries.
+                Some(Err(e)) if e.rdkafka_error_code().is_some_and(is_authorization) => {
+                    refused.get_or_insert(KafkaCallError::from_rdkafka(Request::Fetch, e, timeout));
+                }
                 Some(Err(e)) => tracing::debug!(error = %e, "timestamp read"),
                 None => {}
             }
         }
         Ok(())
     }
+}
+
+/// Codes of a request Kafka refused for want of an ACL: retrying cannot help.
+fn is_authorization(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::GroupAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+    )
 }

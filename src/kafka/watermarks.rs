@@ -1,11 +1,12 @@
 //! The metadata and offsets stages: which partitions exist, who leads them, and their low and
 //! high watermarks through batched ListOffsets.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::metadata::Metadata;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
@@ -75,10 +76,13 @@ impl Leaders {
 }
 
 impl ClusterCollector {
-    /// Selected topics with their partition ids, sorted by name; records the leaders.
+    /// Selected topics with their partition ids, sorted by name; records the leaders. Topics the
+    /// selector names exactly that the metadata left out and that Kafka refuses to describe by
+    /// name go to `unauthorized`.
     pub(super) fn topic_partitions(
         &mut self,
         timeout: Duration,
+        unauthorized: &mut Vec<String>,
     ) -> Result<TopicPartitions, StageError> {
         let metadata = self.consumer.fetch_metadata(None, timeout).map_err(|e| {
             StageError::new(
@@ -101,7 +105,31 @@ impl ClusterCollector {
             })
             .collect();
         topics.sort_by(|a, b| a.0.cmp(&b.0));
+        let listed: HashSet<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+        for name in self.settings.cluster.topics.literal_names() {
+            if !listed.contains(name.as_str()) && self.topic_refused(&name, timeout) {
+                unauthorized.push(name);
+            }
+        }
         Ok(topics)
+    }
+
+    /// Whether Kafka refuses to describe `topic` to this principal. A Metadata request for all
+    /// topics leaves out the ones it may not Describe; one naming the topic says
+    /// TOPIC_AUTHORIZATION_FAILED instead (a deleted topic: UNKNOWN_TOPIC_OR_PART). Only topics
+    /// the metadata left out are asked about, one request each: the cost stays with the few
+    /// names a selector spells out, and only while they are missing. A failed probe counts as
+    /// not refused: the metadata stage already answers for the cluster being unreachable.
+    fn topic_refused(&self, topic: &str, timeout: Duration) -> bool {
+        self.consumer
+            .fetch_metadata(Some(topic), timeout)
+            .is_ok_and(|m| {
+                m.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error()
+                            == Some(RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+                })
+            })
     }
 
     /// Low and high watermarks of every partition, by topic. Two ListOffsets calls (earliest,

@@ -31,6 +31,8 @@ pub(crate) struct ClusterView {
     pub errors: [u64; Stage::ALL.len()],
     pub requests: Vec<(String, u64)>,
     pub timestamp_reads_pending: u64,
+    pub unauthorized_topics: u64,
+    pub unauthorized_groups: u64,
     /// Kafka series emitted / dropped by the guard in this render.
     pub series: usize,
     pub dropped: usize,
@@ -610,6 +612,20 @@ pub(crate) static EXPORTER_FAMILIES: &[ExporterFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         rows: ExporterRows::Cluster(|c| Some(Value::Uint(c.timestamp_reads_pending))),
+    },
+    ExporterFamily {
+        name: "lagwatch_unauthorized_topics",
+        help: "Selected topics Kafka refused to describe to lagwatch (no Describe ACL) in the last poll; only exactly named topics can be counted.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::Uint(c.unauthorized_topics))),
+    },
+    ExporterFamily {
+        name: "lagwatch_unauthorized_groups",
+        help: "Selected groups Kafka refused to describe to lagwatch (no Describe ACL) in the last poll; groups it hides are counted only when exactly named.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::Cluster(|c| Some(Value::Uint(c.unauthorized_groups))),
     },
     ExporterFamily {
         name: "lagwatch_build_info",

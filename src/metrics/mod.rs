@@ -161,6 +161,8 @@ fn view(cluster: &ClusterState, series: usize, dropped: usize) -> ClusterView {
             .map(|(b, n)| (b.clone(), *n))
             .collect(),
         timestamp_reads_pending: cluster.timestamp_reads_pending,
+        unauthorized_topics: cluster.unauthorized_topics,
+        unauthorized_groups: cluster.unauthorized_groups,
         series,
         dropped,
     }
