@@ -50,7 +50,8 @@ fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics)
     };
     let plan = analytics.plan_reads(&snapshot);
     let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
-    let result = analytics.finish(&snapshot, &reads, SystemTime::now());
+    analytics.no_record_before_head(&snapshot, &reads.no_record_before_head);
+    let result = analytics.finish(&snapshot, &reads.timestamps, SystemTime::now());
     outcome.snapshot = Some(snapshot);
     PollResult {
         outcome,

@@ -35,7 +35,7 @@ use rdkafka::consumer::BaseConsumer;
 use crate::config::{ClusterConfig, ShardConfig};
 use crate::model::{GroupSnapshot, Snapshot, TopicConfig, TopicSnapshot};
 pub use error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
-pub use reader::TimestampReader;
+pub use reader::{TimestampReader, TimestampsRead};
 pub use stage::Stage;
 use stats::RequestCounter;
 pub use stats::StatsContext;
@@ -170,23 +170,27 @@ impl ClusterCollector {
         &mut self,
         reads: &[crate::model::analytics::TimestampRead],
         errors: &mut Vec<StageError>,
-    ) -> Vec<(crate::model::analytics::TimestampRead, Option<i64>)> {
+    ) -> TimestampsRead {
+        let unread = || TimestampsRead {
+            timestamps: reads.iter().map(|r| (r.clone(), None)).collect(),
+            no_record_before_head: Vec::new(),
+        };
         if reads.is_empty() {
-            return Vec::new();
+            return TimestampsRead::default();
         }
         if self.reader.is_none() {
             match TimestampReader::new(&self.settings.cluster, self.requests.clone()) {
                 Ok(r) => self.reader = Some(r),
                 Err(e) => {
                     errors.push(StageError::new(Stage::ReadTimestamps, None, e));
-                    return reads.iter().map(|r| (r.clone(), None)).collect();
+                    return unread();
                 }
             }
         }
         let timeout = self.settings.call_timeout();
         match &self.reader {
             Some(reader) => reader.read(reads, &self.leaders, timeout, errors),
-            None => reads.iter().map(|r| (r.clone(), None)).collect(),
+            None => unread(),
         }
     }
 

@@ -2,14 +2,20 @@
 //! cluster with `assign()`ed partitions, so librdkafka batches the reads into Fetch requests per
 //! leader; it never commits. Offsets of one partition are read in rounds, one offset per
 //! partition per round.
+//!
+//! A read may find no record before the head: between the offset and the head there are only
+//! transaction markers (or, under `read_committed`, aborted records), which a consumer never
+//! sees. Waiting for a record there would last until the timeout (under `read_committed` the
+//! fetcher stops at the last stable offset), so each partition gets its own queue and the
+//! partition's end-of-partition event, which names the partition, ends its read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::Message;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{CollectError, KafkaCallError, Request, StageError};
@@ -20,7 +26,18 @@ use crate::config::ClusterConfig;
 use crate::model::analytics::TimestampRead;
 
 pub struct TimestampReader {
-    consumer: BaseConsumer<StatsContext>,
+    /// In an `Arc` because per-partition queues borrow it that way.
+    consumer: Arc<BaseConsumer<StatsContext>>,
+}
+
+/// What one `read` learnt.
+#[derive(Debug, Default)]
+pub struct TimestampsRead {
+    /// Every read asked for, with the timestamp of the first record at or after its offset
+    /// (`None`: not found, see `no_record_before_head`, or not read in time).
+    pub timestamps: Vec<(TimestampRead, Option<i64>)>,
+    /// Reads that reached the end of their partition without a record.
+    pub no_record_before_head: Vec<TimestampRead>,
 }
 
 impl TimestampReader {
@@ -34,7 +51,8 @@ impl TimestampReader {
             .set("group.id", format!("lagwatch-timestamps-{}", cluster.name))
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
+            // The end of a partition ends a read that finds no record (transaction markers only).
+            .set("enable.partition.eof", "true")
             // One record per partition is all a read needs: keep fetches and the queue small.
             .set("fetch.wait.max.ms", "100")
             .set("max.partition.fetch.bytes", "65536")
@@ -45,7 +63,9 @@ impl TimestampReader {
                 cluster: cluster.name.clone(),
                 source,
             })?;
-        Ok(TimestampReader { consumer })
+        Ok(TimestampReader {
+            consumer: Arc::new(consumer),
+        })
     }
 
     /// Reads the timestamp of the first record at or after each offset. `leaders` names the
@@ -56,7 +76,7 @@ impl TimestampReader {
         leaders: &Leaders,
         timeout: Duration,
         errors: &mut Vec<StageError>,
-    ) -> Vec<(TimestampRead, Option<i64>)> {
+    ) -> TimestampsRead {
         // Offsets to read per partition, in order.
         let mut by_partition: BTreeMap<(Arc<str>, i32), Vec<i64>> = BTreeMap::new();
         for r in reads {
@@ -66,7 +86,7 @@ impl TimestampReader {
                 .push(r.offset);
         }
         let rounds = by_partition.values().map(Vec::len).max().unwrap_or(0);
-        let mut found: HashMap<(Arc<str>, i32, i64), i64> = HashMap::new();
+        let mut found: HashMap<(Arc<str>, i32, i64), Found> = HashMap::new();
         // A Fetch Kafka refused (no Read ACL on a topic): the records never come, so the unread
         // reads are reported with that refusal rather than as a timeout.
         let mut refused: Option<KafkaCallError> = None;
@@ -110,15 +130,20 @@ impl TimestampReader {
             };
             errors.push(StageError::new(Stage::ReadTimestamps, broker, cause));
         }
-        reads
-            .iter()
-            .map(|r| {
-                let ts = found
-                    .get(&(r.topic.clone(), r.partition, r.offset))
-                    .copied();
-                (r.clone(), ts)
-            })
-            .collect()
+        let mut out = TimestampsRead::default();
+        for r in reads {
+            let key = (r.topic.clone(), r.partition, r.offset);
+            let ts = match found.get(&key) {
+                Some(Found::Timestamp(ms)) => Some(*ms),
+                Some(Found::NoRecord) => {
+                    out.no_record_before_head.push(r.clone());
+                    None
+                }
+                None => None,
+            };
+            out.timestamps.push((r.clone(), ts));
+        }
+        out
     }
 
     fn read_round(
@@ -126,7 +151,7 @@ impl TimestampReader {
         wanted: &HashMap<(&str, i32), i64>,
         deadline: Instant,
         timeout: Duration,
-        found: &mut HashMap<(Arc<str>, i32, i64), i64>,
+        found: &mut HashMap<(Arc<str>, i32, i64), Found>,
         refused: &mut Option<KafkaCallError>,
     ) -> Result<(), CollectError> {
         let mut tpl = TopicPartitionList::new();
@@ -145,32 +170,56 @@ impl TimestampReader {
             .iter()
             .map(|((t, p), o)| ((t.to_string(), *p), *o))
             .collect();
+        // After assign() (which undoes earlier splits): one queue per partition, so that an
+        // end-of-partition event, which carries only the partition id, is known by its topic.
+        let queues: Vec<_> = pending
+            .keys()
+            .filter_map(|(t, p)| {
+                let queue = self.consumer.split_partition_queue(t, *p)?;
+                Some(((t.clone(), *p), queue))
+            })
+            .collect();
         while !pending.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
-            match self.consumer.poll(left.min(Duration::from_millis(200))) {
-                Some(Ok(message)) => {
-                    let key = (message.topic().to_string(), message.partition());
-                    let Some(&target) = pending.get(&key) else {
-                        continue;
-                    };
-                    if message.offset() < target {
-                        continue;
-                    }
-                    if let Some(ts) = message.timestamp().to_millis() {
-                        found.insert((Arc::from(key.0.as_str()), key.1, target), ts);
-                    }
-                    pending.remove(&key);
-                }
+            // Serves callbacks and delivers what was fetched before the split; the partition
+            // queues are drained below, so the wait is short.
+            match self.consumer.poll(left.min(Duration::from_millis(20))) {
+                Some(Ok(message)) => take_record(&message, &mut pending, found),
                 // librdkafka names no partition with a consumer error; the reads still unread at
                 // the end are the ones it concerns. Other errors are transient: librdkafka retries.
                 Some(Err(e)) if e.rdkafka_error_code().is_some_and(is_authorization) => {
                     refused.get_or_insert(KafkaCallError::from_rdkafka(Request::Fetch, e, timeout));
                 }
+                // An end of partition here could be any topic's: the partition queue says which.
                 Some(Err(e)) => tracing::debug!(error = %e, "timestamp read"),
                 None => {}
+            }
+            for (key, queue) in &queues {
+                while pending.contains_key(key) {
+                    match queue.poll(Duration::ZERO) {
+                        Some(Ok(message)) => take_record(&message, &mut pending, found),
+                        Some(Err(KafkaError::PartitionEOF(_))) => {
+                            if let Some(target) = pending.remove(key) {
+                                found.insert(
+                                    (Arc::from(key.0.as_str()), key.1, target),
+                                    Found::NoRecord,
+                                );
+                            }
+                        }
+                        Some(Err(e)) if e.rdkafka_error_code().is_some_and(is_authorization) => {
+                            refused.get_or_insert(KafkaCallError::from_rdkafka(
+                                Request::Fetch,
+                                e,
+                                timeout,
+                            ));
+                        }
+                        Some(Err(e)) => tracing::debug!(error = %e, "timestamp read"),
+                        None => break,
+                    }
+                }
             }
         }
         Ok(())
@@ -185,4 +234,36 @@ fn is_authorization(code: RDKafkaErrorCode) -> bool {
             | RDKafkaErrorCode::GroupAuthorizationFailed
             | RDKafkaErrorCode::ClusterAuthorizationFailed
     )
+}
+
+/// What a read found.
+#[derive(Debug, Clone, Copy)]
+enum Found {
+    /// Timestamp (ms since the epoch) of the first record at or after the offset.
+    Timestamp(i64),
+    /// The partition ended before any record at or after the offset.
+    NoRecord,
+}
+
+/// Takes `message` as the answer of its partition's pending read when it lies at or after the
+/// offset asked for (earlier ones are the rest of a batch the fetch started in).
+fn take_record(
+    message: &BorrowedMessage<'_>,
+    pending: &mut HashMap<(String, i32), i64>,
+    found: &mut HashMap<(Arc<str>, i32, i64), Found>,
+) {
+    let key = (message.topic().to_string(), message.partition());
+    let Some(&target) = pending.get(&key) else {
+        return;
+    };
+    if message.offset() < target {
+        return;
+    }
+    if let Some(ts) = message.timestamp().to_millis() {
+        found.insert(
+            (Arc::from(key.0.as_str()), key.1, target),
+            Found::Timestamp(ts),
+        );
+    }
+    pending.remove(&key);
 }

@@ -16,7 +16,7 @@ use super::risk::deleting_retention;
 use super::settings::{history_len, AnalyticsSettings};
 use super::status::StatusRules;
 use super::timestamps::{
-    oldest_unread, plan, OldestUnread, ReadPlan, TimestampCache, TimestampRead,
+    first_readable, oldest_unread, plan, OldestUnread, ReadPlan, TimestampCache, TimestampRead,
 };
 use super::window::PartitionWindow;
 use crate::model::report::{topic_reports, Report};
@@ -130,10 +130,14 @@ impl ClusterAnalytics {
                     };
                     let history = heads.and_then(|h| find_history(h, pi, commit.partition));
                     let cache = &self.timestamps;
+                    let from = first_readable(
+                        &topic.name,
+                        commit.partition,
+                        commit.offset.max(offsets.earliest),
+                        |r| cache.peek_skip(r),
+                    );
                     if let OldestUnread::Unknown(read) =
-                        oldest_unread(&topic.name, offsets, commit.offset, history, |r| {
-                            cache.peek(r)
-                        })
+                        oldest_unread(&topic.name, offsets, from, history, |r| cache.peek(r))
                     {
                         needed.push(read);
                     }
@@ -147,6 +151,25 @@ impl ClusterAnalytics {
         );
         self.pending_reads = planned.pending;
         planned
+    }
+
+    /// Between the phases: `reads` (of this poll's plan) found no record before the head of
+    /// `snapshot` — only transaction markers, or aborted records under `read_committed`. Until
+    /// the head moves their partitions count as caught up (time lag 0, PRODUCT.md §4); after,
+    /// the oldest readable record is at or after that head.
+    pub fn no_record_before_head(&mut self, snapshot: &Snapshot, reads: &[TimestampRead]) {
+        for read in reads {
+            let head = snapshot
+                .topics
+                .binary_search_by(|t| t.name.as_ref().cmp(read.topic.as_ref()))
+                .ok()
+                .and_then(|i| snapshot.topics.get(i))
+                .and_then(|t| find_partition(t, read.partition))
+                .map(|(_, offsets)| offsets.latest);
+            if let Some(head) = head.filter(|h| *h > read.offset) {
+                self.timestamps.insert_skip(read.clone(), head);
+            }
+        }
     }
 
     /// Phase 2: caches the timestamps read (ms since the epoch; `None` = could not be read, so

@@ -13,7 +13,7 @@ use super::risk::{evicted_messages, eviction_risk};
 use super::settings::AnalyticsSettings;
 use super::skew::commit_stall_seconds;
 use super::status::{group_status, partition_status, PartitionFacts, Status, StatusRules};
-use super::timestamps::{oldest_unread, OldestUnread, TimestampCache};
+use super::timestamps::{first_readable, oldest_unread, OldestUnread, TimestampCache};
 use super::window::{Observation, PartitionWindow};
 use crate::model::lag::partition_lag;
 use crate::model::report::{Figures, GroupPartitionReport, GroupReport, GroupTopicReport};
@@ -121,16 +121,19 @@ impl GroupWalk<'_> {
             };
             let history = heads.and_then(|h| find_history(h, pi, commit.partition));
             let (timestamps, poll) = (&mut *self.timestamps, self.poll);
-            let lag_seconds =
-                match oldest_unread(&topic.name, offsets, commit.offset, history, |r| {
-                    timestamps.take(r, poll)
-                }) {
-                    OldestUnread::CaughtUp => Some(0.0),
-                    OldestUnread::AppendedMs(ms) => {
-                        Some(((self.now_ms as f64 - ms) / 1000.0).max(0.0))
-                    }
-                    OldestUnread::Unknown(_) => None,
-                };
+            let from = first_readable(
+                &topic.name,
+                commit.partition,
+                commit.offset.max(offsets.earliest),
+                |r| timestamps.take_skip(r, poll),
+            );
+            let lag_seconds = match oldest_unread(&topic.name, offsets, from, history, |r| {
+                timestamps.take(r, poll)
+            }) {
+                OldestUnread::CaughtUp => Some(0.0),
+                OldestUnread::AppendedMs(ms) => Some(((self.now_ms as f64 - ms) / 1000.0).max(0.0)),
+                OldestUnread::Unknown(_) => None,
+            };
             let lag_messages = partition_lag(commit.offset, offsets);
             let behind = lag_messages > self.settings.allowed_lag;
             let evicted = evicted_messages(commit.offset, offsets);

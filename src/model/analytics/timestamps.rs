@@ -68,6 +68,31 @@ pub fn oldest_unread(
     }
 }
 
+/// The offset to look at instead of `from` = max(C, L): a read at `from` that found no record
+/// before the head of its poll (only transaction markers or aborted records under
+/// `read_committed`) says the oldest readable record is at or after that head, so the search
+/// goes on there. `skip` looks up those reads (their head); each step moves forward, so this
+/// ends.
+pub fn first_readable(
+    topic: &Arc<str>,
+    partition: i32,
+    from: i64,
+    mut skip: impl FnMut(&TimestampRead) -> Option<i64>,
+) -> i64 {
+    let mut offset = from;
+    loop {
+        let read = TimestampRead {
+            topic: topic.clone(),
+            partition,
+            offset,
+        };
+        match skip(&read) {
+            Some(head) if head > offset => offset = head,
+            _ => return offset,
+        }
+    }
+}
+
 /// Picks at most `max` distinct reads out of `needed`, starting after the last read of the
 /// previous plan (`resume_after`, updated) and wrapping, so a backlog larger than the budget is
 /// worked through instead of the same first `max` being read every poll.
@@ -104,10 +129,20 @@ struct Cached {
     used_in_poll: u64,
 }
 
-/// Exact record timestamps by (topic, partition, offset).
+/// A read that found no record before `head`, the head of the poll that made it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Skip {
+    head: i64,
+    /// The poll that last looked this entry up (0 = not yet).
+    used_in_poll: u64,
+}
+
+/// Exact record timestamps by (topic, partition, offset), and the reads that found no record
+/// before the head (so they are not made again while the head stays).
 #[derive(Debug, Clone, Default)]
 pub struct TimestampCache {
     entries: HashMap<TimestampRead, Cached>,
+    skips: HashMap<TimestampRead, Skip>,
 }
 
 impl TimestampCache {
@@ -119,6 +154,29 @@ impl TimestampCache {
                 used_in_poll: 0,
             },
         );
+    }
+
+    /// Notes that `read` found no record before `head`.
+    pub fn insert_skip(&mut self, read: TimestampRead, head: i64) {
+        self.skips.insert(
+            read,
+            Skip {
+                head,
+                used_in_poll: 0,
+            },
+        );
+    }
+
+    /// The head before which `read` found no record, without marking it as used (planning).
+    pub fn peek_skip(&self, read: &TimestampRead) -> Option<i64> {
+        self.skips.get(read).map(|s| s.head)
+    }
+
+    /// `peek_skip`, marking the entry as used by `poll`.
+    pub fn take_skip(&mut self, read: &TimestampRead, poll: u64) -> Option<i64> {
+        let entry = self.skips.get_mut(read)?;
+        entry.used_in_poll = poll;
+        Some(entry.head)
     }
 
     /// Looks up without marking the entry as used (planning).
@@ -142,20 +200,27 @@ impl TimestampCache {
             kept += usize::from(keep);
             keep
         });
+        self.skips.retain(|_, s| {
+            let keep = s.used_in_poll == poll && kept < bound;
+            kept += usize::from(keep);
+            keep
+        });
     }
 
     /// Drops a partition's entries: its offsets now name other records.
     pub fn forget_partition(&mut self, topic: &str, partition: i32) {
         self.entries
             .retain(|k, _| !(k.partition == partition && k.topic.as_ref() == topic));
+        self.skips
+            .retain(|k, _| !(k.partition == partition && k.topic.as_ref() == topic));
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.entries.len() + self.skips.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.entries.is_empty() && self.skips.is_empty()
     }
 }
 
@@ -256,6 +321,44 @@ mod tests {
             assert_eq!(got.reads, want, "{why}");
             assert_eq!(got.pending, pending, "{why}");
         }
+    }
+
+    #[test]
+    fn reads_that_found_no_record_move_the_search_to_their_head() {
+        let topic: Arc<str> = Arc::from("payments");
+        let mut cache = TimestampCache::default();
+        // Offset 14 is a commit marker and the head was 15; from 15 on, markers up to 18.
+        cache.insert_skip(read("payments", 0, 14), 15);
+        cache.insert_skip(read("payments", 0, 15), 18);
+        let from = |offset| first_readable(&topic, 0, offset, |r| cache.peek_skip(r));
+        assert_eq!(from(14), 18, "chained: 14 → 15 → 18");
+        assert_eq!(from(15), 18);
+        assert_eq!(from(13), 13, "nothing known at 13: read there");
+        assert_eq!(
+            first_readable(&topic, 1, 14, |r| cache.peek_skip(r)),
+            14,
+            "another partition"
+        );
+        let po = |latest| PartitionOffsets {
+            partition: 0,
+            earliest: 0,
+            latest,
+        };
+        // The head still at 18: caught up; past it, the record at 18 is the oldest unread.
+        assert_eq!(
+            oldest_unread(&topic, po(18), from(14), None, |_| None),
+            OldestUnread::CaughtUp
+        );
+        assert_eq!(
+            oldest_unread(&topic, po(20), from(14), None, |_| None),
+            OldestUnread::Unknown(read("payments", 0, 18))
+        );
+        // Kept like timestamps: while a poll uses them, within the bound.
+        assert_eq!(cache.take_skip(&read("payments", 0, 14), 1), Some(15));
+        cache.sweep(1, 10);
+        assert_eq!(cache.len(), 1);
+        cache.forget_partition("payments", 0);
+        assert!(cache.is_empty());
     }
 
     #[test]

@@ -176,3 +176,45 @@ fn committed_below_the_low_watermark_reads_at_the_low_watermark() {
     );
     assert!(close(p.figures.retention_usage_ratio, 1_200.0 / 3_600.0));
 }
+
+#[test]
+fn a_read_finding_only_transaction_markers_before_the_head_is_caught_up() {
+    // Offsets 10..14 committed records, 14 their commit marker, head (LSO) 15; the group sits
+    // on the marker, before the history (lagwatch started after the transaction).
+    let mut a = ClusterAnalytics::new(settings());
+    let payments = |h| vec![topic("payments", TopicConfig::default(), &[(0, 0, h)])];
+    let groups = || vec![group("g", Some(1), &[("payments", 0, 14)])];
+    let lag_seconds = |out: &Analytics| {
+        out.report.groups[0].topics[0].partitions[0]
+            .figures
+            .lag_seconds
+    };
+
+    // Poll 1: the read at 14 reaches the end of the partition without a record.
+    let s = snapshot(0, payments(15), groups());
+    let plan = a.plan_reads(&s);
+    assert_eq!(plan.reads, vec![read("payments", 0, 14)]);
+    a.no_record_before_head(&s, &plan.reads);
+    let unanswered: Vec<_> = plan.reads.iter().map(|r| (r.clone(), None)).collect();
+    let out = a.finish(&s, &unanswered, at(0));
+    assert_eq!(lag_seconds(&out), Some(0.0), "only a marker before H");
+    assert_eq!(
+        out.report.groups[0].topics[0].partitions[0]
+            .figures
+            .lag_messages,
+        1
+    );
+
+    // Poll 2, head unchanged: nothing to read again, still caught up.
+    let s = snapshot(30, payments(15), groups());
+    let (plan, out) = poll(&mut a, &s, 30, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(lag_seconds(&out), Some(0.0));
+
+    // Poll 3: records 15..20 appended between 30 s and 60 s; the oldest unread is 15, whose
+    // time comes from the head history (it passed 15 at 30 s).
+    let s = snapshot(60, payments(20), groups());
+    let (plan, out) = poll(&mut a, &s, 90, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(lag_seconds(&out), Some(60.0));
+}
