@@ -157,6 +157,10 @@ pub enum CollectError {
         #[source]
         source: KafkaCallError,
     },
+    /// The metadata names no leader (its only replicas are down): nobody to ask. The stage error
+    /// names the last leader seen, the broker whose loss took the partition offline.
+    #[error("{topic}/{partition}: no leader")]
+    NoLeader { topic: String, partition: i32 },
     #[error("{topic}/{partition}: {request} gave no offset")]
     NoOffset {
         request: Request,

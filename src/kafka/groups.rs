@@ -4,12 +4,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::admin_sys::{self, GroupKind};
 use super::error::{CollectError, KafkaCallError, Request, StageError};
-use super::{ClusterCollector, Stage};
+use super::{ClusterCollector, Stage, StatsContext};
 use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
 
 impl ClusterCollector {
@@ -75,14 +75,27 @@ impl ClusterCollector {
                 }
             }
         }
-        let described = self.describe_groups(&listed, timeout, errors);
+        // Without a coordinator handle of its own, the main handle serves (with its cache).
+        let coordinator = match self.coordinator_client() {
+            Ok(c) => c,
+            Err(e) => {
+                errors.push(StageError::new(Stage::OffsetFetch, None, e));
+                self.consumer.clone()
+            }
+        };
+        let (described, describe_timed_out) =
+            self.describe_groups(&coordinator, &listed, timeout, errors);
         let ids: Vec<String> = listed.keys().cloned().collect();
         let fetched = admin_sys::list_consumer_group_offsets(
-            self.consumer.client(),
+            coordinator.client(),
             &ids,
             self.settings.offset_fetch_concurrency,
             timeout,
         );
+        let fetch_timed_out = fetched
+            .iter()
+            .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
+        self.coordinator_done(describe_timed_out || fetch_timed_out);
         let topic_names: HashMap<&str, &Arc<str>> =
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
         let mut groups = Vec::with_capacity(ids.len());
@@ -137,14 +150,17 @@ impl ClusterCollector {
     }
 
     /// State and member count per group: classic groups through the classic DescribeGroups
-    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups.
+    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups. Also says
+    /// whether a DescribeConsumerGroups call timed out (`coordinator`'s cache may be stale).
     fn describe_groups(
         &self,
+        coordinator: &BaseConsumer<StatsContext>,
         listed: &BTreeMap<String, (GroupState, GroupKind)>,
         timeout: Duration,
         errors: &mut Vec<StageError>,
-    ) -> HashMap<String, (GroupState, Option<u32>)> {
+    ) -> (HashMap<String, (GroupState, Option<u32>)>, bool) {
         let mut out = HashMap::new();
+        let mut timed_out = false;
         let of_kind = |consumer: bool| -> Vec<String> {
             listed
                 .iter()
@@ -176,13 +192,14 @@ impl ClusterCollector {
             }
         }
         if !consumer_kind.is_empty() {
-            match admin_sys::describe_consumer_groups(
-                self.consumer.client(),
-                &consumer_kind,
-                timeout,
-            ) {
+            match admin_sys::describe_consumer_groups(coordinator.client(), &consumer_kind, timeout)
+            {
                 Ok(results) => {
                     for r in results {
+                        timed_out |= matches!(
+                            &r,
+                            Err(f) if matches!(f.error, KafkaCallError::Timeout { .. })
+                        );
                         match r {
                             Ok(d) => {
                                 out.insert(
@@ -201,10 +218,13 @@ impl ClusterCollector {
                         }
                     }
                 }
-                Err(e) => errors.push(StageError::new(Stage::DescribeGroups, None, e)),
+                Err(e) => {
+                    timed_out |= matches!(e, KafkaCallError::Timeout { .. });
+                    errors.push(StageError::new(Stage::DescribeGroups, None, e));
+                }
             }
         }
-        out
+        (out, timed_out)
     }
 }
 

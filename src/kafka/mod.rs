@@ -2,8 +2,8 @@
 //! turns broker answers into a [`Snapshot`] per poll.
 //!
 //! Requests per poll grow with brokers and groups, never with partitions (PRODUCT.md §11):
-//! Metadata 1; ListOffsets 2 per leader broker per chunk of topics (librdkafka groups an
-//! `offsets_for_times` call by leader); ListConsumerGroups 1 per broker; classic DescribeGroups
+//! Metadata 1; ListOffsets 2 per leader broker per chunk of topics (one `offsets_for_times` call
+//! per leader, the leaders in parallel); ListConsumerGroups 1 per broker; classic DescribeGroups
 //! batched per coordinator; DescribeConfigs 1, only when the topic set changes or on refresh;
 //! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight. Names a selector spells out
 //! exactly that a listing left out (hidden by ACLs, or absent) cost one more request each while
@@ -114,6 +114,13 @@ pub struct ClusterCollector {
     previous_groups: HashMap<String, (GroupSnapshot, bool)>,
     /// Partition leaders of the last metadata, to name the broker of a failed request.
     leaders: Leaders,
+    /// The handle of the group-coordinator calls (DescribeConsumerGroups, committed offsets);
+    /// created on first use, dropped after one of its calls timed out. librdkafka caches a
+    /// group's coordinator for as long as it is used and asks again only on a state change of
+    /// the cached broker, which a dead, decommissioned broker never has: on the long-lived
+    /// handle a group whose coordinator died would time out until restart. A new handle looks
+    /// every coordinator up again.
+    coordinator: Option<Arc<BaseConsumer<StatsContext>>>,
 }
 
 impl ClusterCollector {
@@ -153,7 +160,42 @@ impl ClusterCollector {
             configs_read: None,
             previous_groups: HashMap::new(),
             leaders: Leaders::default(),
+            coordinator: None,
         })
+    }
+
+    /// The handle for group-coordinator calls, created when there is none. Its statistics are
+    /// served by [`ClusterCollector::coordinator_done`].
+    fn coordinator_client(&mut self) -> Result<Arc<BaseConsumer<StatsContext>>, CollectError> {
+        if let Some(c) = &self.coordinator {
+            return Ok(c.clone());
+        }
+        let cluster = &self.settings.cluster;
+        let consumer: BaseConsumer<StatsContext> = client_config(cluster)
+            .create_with_context(StatsContext::new(
+                &cluster.name,
+                "coordinator",
+                self.requests.clone(),
+            ))
+            .map_err(|source| CollectError::Client {
+                cluster: cluster.name.clone(),
+                source,
+            })?;
+        let consumer = Arc::new(consumer);
+        self.coordinator = Some(consumer.clone());
+        Ok(consumer)
+    }
+
+    /// After the group-coordinator calls of a poll: serves the handle's statistics (admin calls
+    /// answer on their own queues, so nothing else polls its main queue), and drops it when a
+    /// call timed out, so the next poll looks the coordinators up afresh.
+    fn coordinator_done(&mut self, timed_out: bool) {
+        if let Some(c) = &self.coordinator {
+            let _ = c.poll(Duration::ZERO);
+        }
+        if timed_out {
+            self.coordinator = None;
+        }
     }
 
     /// Cumulative Kafka requests per broker label, from librdkafka statistics.

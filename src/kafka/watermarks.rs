@@ -1,16 +1,16 @@
 //! The metadata and offsets stages: which partitions exist, who leads them, and their low and
 //! high watermarks through batched ListOffsets.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
-use super::{ClusterCollector, Stage};
+use super::{ClusterCollector, Stage, StatsContext};
 use crate::model::PartitionOffsets;
 
 /// Topics per ListOffsets call: brokers get slow on huge requests (PRODUCT.md §10, §11).
@@ -25,6 +25,9 @@ pub(super) type TopicPartitions = Vec<(String, Vec<i32>)>;
 pub struct Leaders {
     leaders: HashMap<(String, i32), i32>,
     addresses: HashMap<i32, String>,
+    /// The last leader metadata named for each partition now without one: the broker whose
+    /// loss took the partition offline, which is what its error should name.
+    previous: HashMap<(String, i32), i32>,
 }
 
 impl Leaders {
@@ -32,7 +35,7 @@ impl Leaders {
     /// broker that just went down drops out of the metadata's broker list while it still leads
     /// partitions, and that is when its address matters.
     fn update(&mut self, metadata: &Metadata) {
-        self.leaders = metadata
+        let leaders: HashMap<(String, i32), i32> = metadata
             .topics()
             .iter()
             .flat_map(|t| {
@@ -41,6 +44,7 @@ impl Leaders {
                     .map(move |p| ((t.name().to_string(), p.id()), p.leader()))
             })
             .collect();
+        self.take_leaders(leaders);
         self.remember(
             metadata
                 .brokers()
@@ -49,17 +53,49 @@ impl Leaders {
         );
     }
 
+    /// Replaces the leaders, keeping the last known leader of each partition left without one.
+    fn take_leaders(&mut self, leaders: HashMap<(String, i32), i32>) {
+        let previous: HashMap<(String, i32), i32> = leaders
+            .iter()
+            .filter(|(_, &id)| id < 0)
+            .filter_map(|(key, _)| {
+                let last = match self.leaders.get(key) {
+                    Some(&id) if id >= 0 => id,
+                    _ => *self.previous.get(key)?,
+                };
+                Some((key.clone(), last))
+            })
+            .collect();
+        self.previous = previous;
+        self.leaders = leaders;
+    }
+
+    /// The last leader of a partition that has none now, when one was seen.
+    pub fn previous_of(&self, topic: &str, partition: i32) -> Option<BrokerRef> {
+        let id = *self.previous.get(&(topic.to_string(), partition))?;
+        Some(BrokerRef::Node {
+            id,
+            address: self.addresses.get(&id).cloned(),
+        })
+    }
+
     fn remember(&mut self, addresses: impl Iterator<Item = (i32, String)>) {
         self.addresses.extend(addresses);
     }
 
     /// The leader of a partition, when the metadata named one (-1 is "no leader").
     pub fn of(&self, topic: &str, partition: i32) -> Option<BrokerRef> {
-        let id = *self.leaders.get(&(topic.to_string(), partition))?;
-        (id >= 0).then(|| BrokerRef::Node {
+        let id = self.id_of(topic, partition)?;
+        Some(BrokerRef::Node {
             id,
             address: self.addresses.get(&id).cloned(),
         })
+    }
+
+    /// The node id of a partition's leader, when the metadata named one.
+    fn id_of(&self, topic: &str, partition: i32) -> Option<i32> {
+        let id = *self.leaders.get(&(topic.to_string(), partition))?;
+        (id >= 0).then_some(id)
     }
 
     /// The one broker leading all the given partitions; `None` when they have several or none.
@@ -132,122 +168,227 @@ impl ClusterCollector {
             })
     }
 
-    /// Low and high watermarks of every partition, by topic. Two ListOffsets calls (earliest,
-    /// latest) per chunk of topics; librdkafka sends one request per leader broker for each.
-    /// A partition's own error is pushed to `errors`; a failed call fails the stage.
+    /// Low and high watermarks of every partition, by topic. Each leader of the last metadata
+    /// gets its own two ListOffsets calls (earliest, latest) per chunk of topics, on a thread of
+    /// its own: a leader that died since the metadata was read costs its partitions and one
+    /// call timeout, while the other leaders' partitions are read as usual. A partition
+    /// without a leader is not asked for. Partition errors, a failed leader and a leaderless
+    /// partition are pushed to `errors`; the stage fails when no leader answered.
     pub(super) fn watermarks(
         &self,
         topics: &[(String, Vec<i32>)],
         timeout: Duration,
         errors: &mut Vec<StageError>,
     ) -> Result<HashMap<String, Vec<PartitionOffsets>>, StageError> {
-        let mut out: HashMap<String, Vec<PartitionOffsets>> = HashMap::new();
-        for chunk in topics.chunks(TOPICS_PER_LIST_OFFSETS) {
-            let earliest = self.list_offsets(chunk, Request::ListOffsetsEarliest, timeout)?;
-            let latest = self.list_offsets(chunk, Request::ListOffsetsLatest, timeout)?;
-            for (topic, ids) in chunk {
-                let mut partitions = Vec::with_capacity(ids.len());
-                for &p in ids {
-                    let key = (topic.clone(), p);
-                    let failure = match (earliest.get(&key), latest.get(&key)) {
-                        (Some(Ok(l)), Some(Ok(h))) => {
-                            partitions.push(PartitionOffsets {
-                                partition: p,
-                                earliest: *l,
-                                latest: (*h).max(*l),
-                            });
-                            continue;
-                        }
-                        (Some(Err(e)), _) | (_, Some(Err(e))) => e.clone(),
-                        (None, _) => CollectError::NoOffset {
-                            request: Request::ListOffsetsEarliest,
-                            topic: topic.clone(),
-                            partition: p,
-                        },
-                        (_, None) => CollectError::NoOffset {
-                            request: Request::ListOffsetsLatest,
-                            topic: topic.clone(),
-                            partition: p,
-                        },
-                    };
-                    errors.push(StageError::new(
+        let mut by_leader: BTreeMap<i32, TopicPartitions> = BTreeMap::new();
+        let mut leaderless: Vec<StageError> = Vec::new();
+        for (topic, ids) in topics {
+            for &p in ids {
+                let Some(leader) = self.leaders.id_of(topic, p) else {
+                    leaderless.push(StageError::new(
                         Stage::ListOffsets,
-                        self.leaders.of(topic, p),
-                        failure,
+                        self.leaders.previous_of(topic, p),
+                        CollectError::NoLeader {
+                            topic: topic.clone(),
+                            partition: p,
+                        },
                     ));
+                    continue;
+                };
+                let list = by_leader.entry(leader).or_default();
+                match list.last_mut() {
+                    Some((t, ps)) if t == topic => ps.push(p),
+                    _ => list.push((topic.clone(), vec![p])),
                 }
-                if !partitions.is_empty() {
-                    out.insert(topic.clone(), partitions);
+            }
+        }
+        let (consumer, leaders) = (&*self.consumer, &self.leaders);
+        let answers: Vec<(i32, Result<Watermarks, StageError>)> = std::thread::scope(|s| {
+            let running: Vec<_> = by_leader
+                .iter()
+                .map(|(&id, partitions)| {
+                    let call = move || leader_watermarks(consumer, leaders, partitions, timeout);
+                    (id, s.spawn(call))
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|(id, thread)| {
+                    let answer = thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (id, answer)
+                })
+                .collect()
+        });
+        let mut offsets = Watermarks::new();
+        let mut failed_leaders: Vec<i32> = Vec::new();
+        let mut failures: Vec<StageError> = Vec::new();
+        for (id, answer) in answers {
+            match answer {
+                Ok(o) => offsets.extend(o),
+                Err(e) => {
+                    failed_leaders.push(id);
+                    failures.push(e);
                 }
+            }
+        }
+        let nobody_answered = if by_leader.is_empty() {
+            !leaderless.is_empty()
+        } else {
+            failed_leaders.len() == by_leader.len()
+        };
+        failures.append(&mut leaderless);
+        if nobody_answered && !failures.is_empty() {
+            let first = failures.remove(0);
+            errors.append(&mut failures);
+            return Err(first);
+        }
+        errors.append(&mut failures);
+        let mut out: HashMap<String, Vec<PartitionOffsets>> = HashMap::new();
+        for (topic, ids) in topics {
+            let mut partitions = Vec::with_capacity(ids.len());
+            for &p in ids {
+                // Already reported: by its leader's failure, or as leaderless.
+                let leader = self.leaders.id_of(topic, p);
+                if leader.is_none_or(|id| failed_leaders.contains(&id)) {
+                    continue;
+                }
+                let failure = match offsets.get(&(topic.clone(), p)) {
+                    Some((Ok(l), Ok(h))) => {
+                        partitions.push(PartitionOffsets {
+                            partition: p,
+                            earliest: *l,
+                            latest: (*h).max(*l),
+                        });
+                        continue;
+                    }
+                    Some((Err(e), _)) | Some((_, Err(e))) => e.clone(),
+                    None => CollectError::NoOffset {
+                        request: Request::ListOffsetsLatest,
+                        topic: topic.clone(),
+                        partition: p,
+                    },
+                };
+                errors.push(StageError::new(
+                    Stage::ListOffsets,
+                    self.leaders.of(topic, p),
+                    failure,
+                ));
+            }
+            if !partitions.is_empty() {
+                out.insert(topic.clone(), partitions);
             }
         }
         Ok(out)
     }
+}
 
-    /// One ListOffsets call for every partition of `topics`: the offset or error per partition.
-    #[allow(clippy::type_complexity)]
-    fn list_offsets(
-        &self,
-        topics: &[(String, Vec<i32>)],
-        request: Request,
-        timeout: Duration,
-    ) -> Result<HashMap<(String, i32), Result<i64, CollectError>>, StageError> {
-        let spec = match request {
-            Request::ListOffsetsEarliest => Offset::Beginning,
-            _ => Offset::End,
-        };
-        let partitions = || {
-            topics
-                .iter()
-                .flat_map(|(t, ids)| ids.iter().map(move |&p| (t.as_str(), p)))
-        };
-        let mut tpl = TopicPartitionList::new();
-        for (topic, p) in partitions() {
-            tpl.add_partition_offset(topic, p, spec).map_err(|e| {
-                StageError::new(
-                    Stage::ListOffsets,
-                    self.leaders.of(topic, p),
-                    CollectError::Partition {
-                        topic: topic.to_string(),
-                        partition: p,
-                        source: KafkaCallError::from_rdkafka(request, e, timeout),
-                    },
-                )
-            })?;
+/// Earliest and latest offset (or the partition's error) by partition.
+type Watermarks = HashMap<(String, i32), (Result<i64, CollectError>, Result<i64, CollectError>)>;
+
+/// The watermarks of the partitions one broker leads: earliest and latest per chunk of topics.
+/// The first failed call ends it: the leader is not answering, its other calls would only wait.
+fn leader_watermarks(
+    consumer: &BaseConsumer<StatsContext>,
+    leaders: &Leaders,
+    topics: &[(String, Vec<i32>)],
+    timeout: Duration,
+) -> Result<Watermarks, StageError> {
+    let mut out = Watermarks::new();
+    for chunk in topics.chunks(TOPICS_PER_LIST_OFFSETS) {
+        let mut earliest = list_offsets(
+            consumer,
+            leaders,
+            chunk,
+            Request::ListOffsetsEarliest,
+            timeout,
+        )?;
+        let latest = list_offsets(
+            consumer,
+            leaders,
+            chunk,
+            Request::ListOffsetsLatest,
+            timeout,
+        )?;
+        for (key, high) in latest {
+            let low = earliest.remove(&key).unwrap_or_else(|| {
+                Err(CollectError::NoOffset {
+                    request: Request::ListOffsetsEarliest,
+                    topic: key.0.clone(),
+                    partition: key.1,
+                })
+            });
+            out.insert(key, (low, high));
         }
-        if tpl.count() == 0 {
-            return Ok(HashMap::new());
-        }
-        let answer = self.consumer.offsets_for_times(tpl, timeout).map_err(|e| {
+    }
+    Ok(out)
+}
+
+/// One ListOffsets call for every partition of `topics`: the offset or error per partition.
+#[allow(clippy::type_complexity)]
+fn list_offsets(
+    consumer: &BaseConsumer<StatsContext>,
+    leaders: &Leaders,
+    topics: &[(String, Vec<i32>)],
+    request: Request,
+    timeout: Duration,
+) -> Result<HashMap<(String, i32), Result<i64, CollectError>>, StageError> {
+    let spec = match request {
+        Request::ListOffsetsEarliest => Offset::Beginning,
+        _ => Offset::End,
+    };
+    let partitions = || {
+        topics
+            .iter()
+            .flat_map(|(t, ids)| ids.iter().map(move |&p| (t.as_str(), p)))
+    };
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in partitions() {
+        tpl.add_partition_offset(topic, p, spec).map_err(|e| {
             StageError::new(
                 Stage::ListOffsets,
-                self.leaders.common(partitions()),
-                KafkaCallError::from_rdkafka(request, e, timeout),
+                leaders.of(topic, p),
+                CollectError::Partition {
+                    topic: topic.to_string(),
+                    partition: p,
+                    source: KafkaCallError::from_rdkafka(request, e, timeout),
+                },
             )
         })?;
-        Ok(answer
-            .elements()
-            .iter()
-            .map(|e| {
-                let (topic, partition) = (e.topic().to_string(), e.partition());
-                let value = match (e.error(), e.offset()) {
-                    (Err(err), _) => Err(CollectError::Partition {
-                        topic: topic.clone(),
-                        partition,
-                        source: KafkaCallError::from_rdkafka(request, err, timeout),
-                    }),
-                    (Ok(()), Offset::Offset(o)) if o >= 0 => Ok(o),
-                    (Ok(()), other) => Err(CollectError::UnexpectedOffset {
-                        request,
-                        topic: topic.clone(),
-                        partition,
-                        offset: format!("{other:?}"),
-                    }),
-                };
-                ((topic, partition), value)
-            })
-            .collect())
     }
+    if tpl.count() == 0 {
+        return Ok(HashMap::new());
+    }
+    let answer = consumer.offsets_for_times(tpl, timeout).map_err(|e| {
+        StageError::new(
+            Stage::ListOffsets,
+            leaders.common(partitions()),
+            KafkaCallError::from_rdkafka(request, e, timeout),
+        )
+    })?;
+    Ok(answer
+        .elements()
+        .iter()
+        .map(|e| {
+            let (topic, partition) = (e.topic().to_string(), e.partition());
+            let value = match (e.error(), e.offset()) {
+                (Err(err), _) => Err(CollectError::Partition {
+                    topic: topic.clone(),
+                    partition,
+                    source: KafkaCallError::from_rdkafka(request, err, timeout),
+                }),
+                (Ok(()), Offset::Offset(o)) if o >= 0 => Ok(o),
+                (Ok(()), other) => Err(CollectError::UnexpectedOffset {
+                    request,
+                    topic: topic.clone(),
+                    partition,
+                    offset: format!("{other:?}"),
+                }),
+            };
+            ((topic, partition), value)
+        })
+        .collect())
 }
 
 #[cfg(test)]
@@ -263,7 +404,29 @@ mod tests {
                 (("c".to_string(), 0), -1),
             ]),
             addresses: HashMap::from([(1, "k1:9092".to_string())]),
+            previous: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn a_partition_that_lost_its_leader_names_the_last_one_until_it_has_one_again() {
+        let mut l = leaders();
+        let key = |p: i32| ("a".to_string(), p);
+        // 1. Node 1 lost: a/0 has no leader, and its error names node 1.
+        l.take_leaders(HashMap::from([(key(0), -1), (key(1), 2)]));
+        let node1 = Some(BrokerRef::Node {
+            id: 1,
+            address: Some("k1:9092".into()),
+        });
+        assert_eq!(l.of("a", 0), None);
+        assert_eq!(l.previous_of("a", 0), node1);
+        // 2. Still without a leader a poll later: still node 1.
+        l.take_leaders(HashMap::from([(key(0), -1), (key(1), 2)]));
+        assert_eq!(l.previous_of("a", 0), node1);
+        // 3. Led again: no previous leader kept.
+        l.take_leaders(HashMap::from([(key(0), 3), (key(1), 2)]));
+        assert_eq!(l.previous_of("a", 0), None);
+        assert_eq!(l.previous_of("a", 1), None);
     }
 
     #[test]

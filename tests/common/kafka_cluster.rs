@@ -295,6 +295,23 @@ impl KafkaCluster {
         self.wait_serving(&running);
     }
 
+    /// Starts several stopped or killed nodes at once and waits until the cluster lists them: a
+    /// controller quorum lost with every node can only form again with a majority running.
+    pub fn start_nodes(&mut self, ids: &[usize]) {
+        for &id in ids {
+            let index = self.index(id);
+            assert!(self.nodes[index].child.is_none(), "node {id} is running");
+            self.launch(index);
+        }
+        let running: Vec<usize> = self
+            .nodes
+            .iter()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.id)
+            .collect();
+        self.wait_serving(&running);
+    }
+
     fn index(&self, id: usize) -> usize {
         self.nodes
             .iter()

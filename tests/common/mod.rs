@@ -466,6 +466,16 @@ impl LagwatchProcess {
         wait_for_metrics(|| self.metrics(), timeout, what, check)
     }
 
+    /// The process id (for `/proc/PID`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running (has not exited or been restarted).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// What the process logged so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
