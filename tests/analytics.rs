@@ -3,18 +3,11 @@
 
 mod common;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::{kafka, unique, Exposition, KafkaCluster, Lagwatch};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn config(broker: &KafkaCluster, topic: &str, group: &str, extra: &str) -> String {
     format!(
@@ -33,24 +26,6 @@ clusters:
     )
 }
 
-/// When the poll whose figures are being served ran (seconds since the epoch).
-fn poll_time(m: &Exposition) -> f64 {
-    m.value(
-        "lagwatch_last_poll_success_timestamp_seconds",
-        &[("cluster", "test")],
-    )
-    .expect("a successful poll")
-}
-
-fn assert_close(what: &str, measured: f64, truth: f64, tolerance: f64) {
-    let error = (measured - truth).abs();
-    eprintln!("{what}: measured {measured:.1}, truth {truth:.1}, error {error:.2} (allowed {tolerance:.1})");
-    assert!(
-        error <= tolerance,
-        "{what}: measured {measured}, truth {truth}, allowed error {tolerance}"
-    );
-}
-
 #[test]
 fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
     let broker = kafka();
@@ -61,7 +36,7 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
         2,
         &[("retention.ms", "3600000"), ("cleanup.policy", "delete")],
     );
-    let now = now_ms();
+    let now = common::now_ms();
     let fifty_minutes_ago = now - 50 * 60_000;
     let ten_minutes_ago = now - 10 * 60_000;
     let one_minute_ago = now - 60_000;
@@ -80,7 +55,7 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
         m.value("kafka_consumergroup_lag_seconds", &[("group", g)])
             .is_some()
     });
-    let at = poll_time(&m);
+    let at = m.poll_time();
     let age = |ts_ms: i64| at - ts_ms as f64 / 1000.0;
     let p0 = m
         .value(
@@ -95,13 +70,13 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
         )
         .expect("p1 time lag");
     // Exact reads: within max(one poll interval, 5%) of the truth.
-    assert_close(
+    common::assert_close(
         "p0 time lag (exact read)",
         p0,
         age(fifty_minutes_ago),
         (0.05 * 3000.0_f64).max(1.0),
     );
-    assert_close(
+    common::assert_close(
         "p1 time lag (exact read)",
         p1,
         age(one_minute_ago),
@@ -120,13 +95,13 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
             &[("group", g), ("topic", t)],
         )
         .expect("skew");
-    assert_close("skew", skew, p0 - p1, 0.001);
+    common::assert_close("skew", skew, p0 - p1, 0.001);
 
     // retention.ms = 1 h, next record 50 minutes old: about 10 minutes to eviction, usage 0.83.
     let eviction = m
         .value("kafka_consumergroup_eviction_seconds", &[("group", g)])
         .expect("eviction");
-    assert_close(
+    common::assert_close(
         "eviction seconds",
         eviction,
         3600.0 - age(fifty_minutes_ago),
@@ -135,7 +110,7 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
     let usage = m
         .value("kafka_consumergroup_retention_usage_ratio", &[("group", g)])
         .expect("usage");
-    assert_close(
+    common::assert_close(
         "retention usage",
         usage,
         age(fifty_minutes_ago) / 3600.0,
@@ -175,8 +150,8 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
             &[("group", g), ("topic", t), ("partition", "0")],
         )
         .expect("p0 time lag");
-    let at = poll_time(&m);
-    assert_close(
+    let at = m.poll_time();
+    common::assert_close(
         "p0 time lag (cached)",
         p0,
         at - fifty_minutes_ago as f64 / 1000.0,
@@ -202,7 +177,7 @@ fn interpolated_time_lag_follows_steady_production() {
     // Records stamped now, 4 per second for 12 s, so lagwatch sees the head advance poll by poll.
     let mut produced_at = Vec::new();
     for _ in 0..48 {
-        produced_at.push(now_ms());
+        produced_at.push(common::now_ms());
         broker.produce(&topic, 0, 1, None);
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -221,16 +196,18 @@ fn interpolated_time_lag_follows_steady_production() {
         broker.produce(&topic, 0, 1, None);
         std::thread::sleep(Duration::from_millis(250));
     }
-    m = lw.wait_for(WAIT, "a later poll", |x| poll_time(x) > poll_time(&m) + 2.0);
+    m = lw.wait_for(WAIT, "a later poll", |x| {
+        x.poll_time() > m.poll_time() + 2.0
+    });
     let measured = m
         .value(
             "kafka_consumergroup_partition_lag_seconds",
             &[("group", g), ("topic", t), ("partition", "0")],
         )
         .expect("time lag");
-    let truth = poll_time(&m) - produced_at[committed] as f64 / 1000.0;
+    let truth = m.poll_time() - produced_at[committed] as f64 / 1000.0;
     // Within max(one poll interval, 5%) of the truth (the head was seen once per second).
-    assert_close(
+    common::assert_close(
         "interpolated time lag",
         measured,
         truth,
@@ -350,7 +327,7 @@ fn retention_deleting_unread_records_reports_evicted_messages() {
     // 10 records an hour old (past the 10-minute retention), then 10 fresh ones: the fresh batch
     // starts a new segment, the old one holds only expired records, and the broker's retention
     // check (every second in the test cluster) deletes it, moving the low watermark to 10.
-    broker.produce(&topic, 0, 10, Some(now_ms() - 3_600_000));
+    broker.produce(&topic, 0, 10, Some(common::now_ms() - 3_600_000));
     broker.produce(&topic, 0, 10, None);
     broker.commit(&group, &[(&topic, 0, 3)]);
 
@@ -411,7 +388,7 @@ fn time_lag_is_read_from_batches_of_every_compression_codec() {
     let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
     // Records 20 minutes old, so the time lag comes from reading the record at the commit
     // (inside a compressed batch), not from the head history.
-    let twenty_minutes_ago = now_ms() - 20 * 60_000;
+    let twenty_minutes_ago = common::now_ms() - 20 * 60_000;
     let mut commits = Vec::new();
     let topics: Vec<String> = codecs.iter().map(|c| format!("{prefix}-{c}")).collect();
     for (codec, topic) in codecs.iter().zip(&topics) {
@@ -432,7 +409,7 @@ fn time_lag_is_read_from_batches_of_every_compression_codec() {
     let m = lw.wait_for(WAIT, "time lag of every codec's topic", |m| {
         topics.iter().all(|t| topic_lag(m, t).is_some())
     });
-    let at = poll_time(&m);
+    let at = m.poll_time();
     for (codec, topic) in codecs.iter().zip(&topics) {
         assert_eq!(
             m.value(
@@ -442,7 +419,7 @@ fn time_lag_is_read_from_batches_of_every_compression_codec() {
             Some(13.0),
             "{codec}"
         );
-        assert_close(
+        common::assert_close(
             &format!("{codec} time lag (exact read)"),
             topic_lag(&m, topic).unwrap_or(f64::NAN),
             at - twenty_minutes_ago as f64 / 1000.0,

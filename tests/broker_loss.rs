@@ -116,14 +116,6 @@ fn latest(m: &Exposition, topic: &str, partition: i32) -> Option<f64> {
     )
 }
 
-fn polls(m: &Exposition) -> f64 {
-    m.value(
-        "lagwatch_poll_duration_seconds_count",
-        &[("cluster", "test")],
-    )
-    .unwrap_or(0.0)
-}
-
 fn list_offsets_errors(m: &Exposition) -> f64 {
     m.value(
         "lagwatch_poll_errors_total",
@@ -165,7 +157,7 @@ fn measure(
     });
     let measured = Measured {
         seconds: since.elapsed().as_secs_f64(),
-        polls: polls(&m) - polls_before,
+        polls: m.polls() - polls_before,
         m,
     };
     eprintln!(
@@ -205,7 +197,7 @@ fn losing_one_node_costs_only_its_partitions_and_groups_move_with_their_coordina
             && m.value("kafka_consumergroup_lag_messages", &[("group", g)]) == Some(36.0)
     });
     let errors_before = list_offsets_errors(&m);
-    let polls_before = polls(&m);
+    let polls_before = m.polls();
 
     cluster.kill(victim as usize);
     let killed = Instant::now();
@@ -238,7 +230,7 @@ fn losing_one_node_costs_only_its_partitions_and_groups_move_with_their_coordina
         cluster.produce(&topic, p, 5, None);
     }
     let produced = Instant::now();
-    let polls_now = polls(&lw.metrics());
+    let polls_now = lw.metrics().polls();
     let fresh = measure(
         &lw,
         "one node lost: the others' new records",
@@ -259,7 +251,7 @@ fn losing_one_node_costs_only_its_partitions_and_groups_move_with_their_coordina
     cluster.commit(&group, &moved);
     let expected_lag = (kept.len() as i64 * (15 - 7)) as f64;
     let moved_at = Instant::now();
-    let polls_now = polls(&lw.metrics());
+    let polls_now = lw.metrics().polls();
     measure(
         &lw,
         "the group read from its new coordinator",
@@ -286,7 +278,7 @@ fn losing_one_node_costs_only_its_partitions_and_groups_move_with_their_coordina
 
     cluster.start_node(victim as usize);
     let restarted = Instant::now();
-    let polls_now = polls(&lw.metrics());
+    let polls_now = lw.metrics().polls();
     let recovered = measure(
         &lw,
         "node back: every partition",
@@ -339,7 +331,7 @@ fn losing_every_node_is_seen_within_two_polls_and_the_exporter_keeps_serving() {
     let _serial = serial();
     let (mut cluster, topic, mut lw) = spread_cluster();
     let t = topic.as_str();
-    let polls_before = polls(&lw.metrics());
+    let polls_before = lw.metrics().polls();
 
     for id in cluster.node_ids() {
         cluster.kill(id);
@@ -362,14 +354,14 @@ fn losing_every_node_is_seen_within_two_polls_and_the_exporter_keeps_serving() {
     );
     // The outage lasts until the last good data is stale (3 poll intervals): up stays 0 and
     // polls go on, each bounded by the call timeout.
-    let down_polls = polls(&detected.m);
+    let down_polls = detected.m.polls();
     let stale = measure(
         &lw,
         "every node lost: stale series dropped",
         killed,
         polls_before,
         |m| assert_eq!(up(m), Some(0.0)),
-        |m| latest(m, t, 0).is_none() && polls(m) >= down_polls + 2.0,
+        |m| latest(m, t, 0).is_none() && m.polls() >= down_polls + 2.0,
     );
     assert!(stale
         .m
@@ -379,7 +371,7 @@ fn losing_every_node_is_seen_within_two_polls_and_the_exporter_keeps_serving() {
 
     cluster.start_nodes(&cluster.node_ids());
     let restarted = Instant::now();
-    let polls_now = polls(&lw.metrics());
+    let polls_now = lw.metrics().polls();
     let recovered = measure(
         &lw,
         "every node back: every partition",
@@ -418,7 +410,7 @@ fn ten_kills_and_restarts_lose_no_poll_and_no_memory() {
         cluster.kill(victim as usize);
         cluster.start_node(victim as usize);
         let restarted = Instant::now();
-        let polls_now = polls(&lw.metrics());
+        let polls_now = lw.metrics().polls();
         measure(
             &lw,
             &format!("cycle {cycle}: node {victim} back"),
@@ -432,7 +424,7 @@ fn ten_kills_and_restarts_lose_no_poll_and_no_memory() {
     let end = lw.metrics();
     let elapsed = began.elapsed().as_secs_f64();
     let rss_end = rss_kib(lw.pid());
-    let polls_run = polls(&end) - polls(&start);
+    let polls_run = end.polls() - start.polls();
     let busy = duration_sum(&end) - duration_sum(&start);
     eprintln!(
         "broker_loss: 10 cycles in {elapsed:.1} s: {polls_run} polls ({busy:.1} s polling); \

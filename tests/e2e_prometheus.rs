@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{free_port, http_get, unique, ClusterSpec, KafkaCluster, LagwatchProcess};
 
@@ -84,13 +84,6 @@ fn wait_listening(port: u16, what: &str) {
         assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn percent_encode(s: &str) -> String {
@@ -292,7 +285,7 @@ fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
         1,
         &[("retention.ms", "3600000"), ("cleanup.policy", "delete")],
     );
-    main.produce(&retained, 0, 10, Some(now_ms() - 50 * 60_000));
+    main.produce(&retained, 0, 10, Some(common::now_ms() - 50 * 60_000));
     main.produce(&retained, 0, 5, None);
     main.commit(&evicting, &[(&retained, 0, 2)]);
 
@@ -313,7 +306,7 @@ fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
             ("cleanup.policy", "delete"),
         ],
     );
-    main.produce(&expiring, 0, 10, Some(now_ms() - 3_600_000));
+    main.produce(&expiring, 0, 10, Some(common::now_ms() - 3_600_000));
     main.produce(&expiring, 0, 10, None);
     main.commit(&late, &[(&expiring, 0, 3)]);
 

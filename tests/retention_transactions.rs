@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -15,13 +15,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use common::{block_on, kafka, unique, Exposition, KafkaCluster, Lagwatch, LagwatchProcess};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// One cluster named `test`, polled every second; `cluster_extra` goes into the cluster's entry
 /// (e.g. `isolation`), `extra` at the top level.
@@ -46,23 +39,6 @@ clusters:
 "#,
         broker.bootstrap()
     )
-}
-
-/// When the poll whose figures are being served ran (seconds since the epoch).
-fn poll_time(m: &Exposition) -> f64 {
-    m.value(
-        "lagwatch_last_poll_success_timestamp_seconds",
-        &[("cluster", "test")],
-    )
-    .expect("a successful poll")
-}
-
-fn polls(m: &Exposition) -> f64 {
-    m.value(
-        "lagwatch_poll_duration_seconds_count",
-        &[("cluster", "test")],
-    )
-    .unwrap_or(0.0)
 }
 
 fn partition_value(m: &Exposition, name: &str, group: &str, topic: &str) -> Option<f64> {
@@ -103,7 +79,7 @@ fn polls_slower_than(m: &Exposition, seconds: f64) -> f64 {
         .filter(|(v, _)| *v >= seconds)
         .min_by(|a, b| a.0.total_cmp(&b.0));
     let (_, series) = bound.expect("a poll duration bucket");
-    polls(m) - m.samples.get(&series).copied().unwrap_or(0.0)
+    m.polls() - m.samples.get(&series).copied().unwrap_or(0.0)
 }
 
 #[test]
@@ -125,7 +101,7 @@ fn real_retention_deletes_a_segment_and_the_countdown_never_runs_late() {
         ],
     );
     // Offsets 0..10: R − 30 s old, so deleted about 30 s from now; offsets 10..30: fresh.
-    let old_ms = now_ms() - 90_000;
+    let old_ms = common::now_ms() - 90_000;
     broker.produce(&topic, 0, 10, Some(old_ms));
     broker.produce(&topic, 0, 20, None);
     broker.commit(&group, &[(&topic, 0, 3)]);
@@ -135,7 +111,7 @@ fn real_retention_deletes_a_segment_and_the_countdown_never_runs_late() {
     // Before the deletion: every poll's time to eviction is at most the truth,
     // T(3) + R − (when the poll ran), plus a little for rounding. Clamped at 0 like the metric:
     // past T(3) + R the record may go at the next retention check, which takes up to a second.
-    let truth = |m: &Exposition| (old_ms as f64 / 1000.0 + retention_s - poll_time(m)).max(0.0);
+    let truth = |m: &Exposition| (old_ms as f64 / 1000.0 + retention_s - m.poll_time()).max(0.0);
     let mut samples = Vec::new();
     let mut last_poll = 0.0;
     let deadline = Instant::now() + WAIT;
@@ -150,8 +126,8 @@ fn real_retention_deletes_a_segment_and_the_countdown_never_runs_late() {
             break m;
         }
         let eviction = partition_value(&m, "kafka_consumergroup_partition_eviction_seconds", g, t);
-        if let Some(eviction) = eviction.filter(|_| polls(&m) > last_poll) {
-            last_poll = polls(&m);
+        if let Some(eviction) = eviction.filter(|_| m.polls() > last_poll) {
+            last_poll = m.polls();
             let truth = truth(&m);
             eprintln!("time to eviction: measured {eviction:.2}, truth {truth:.2}");
             assert!(
@@ -211,8 +187,8 @@ fn real_retention_deletes_a_segment_and_the_countdown_never_runs_late() {
     assert_eq!(status(&m, g, "evicting"), Some(1.0));
 
     // A few more polls with the same loss: the event is logged once, not once per poll.
-    let seen = polls(&m);
-    let m = lw.wait_for(WAIT, "three more polls", |m| polls(m) >= seen + 3.0);
+    let seen = m.polls();
+    let m = lw.wait_for(WAIT, "three more polls", |m| m.polls() >= seen + 3.0);
     assert_eq!(
         partition_value(&m, "kafka_consumergroup_partition_evicted_messages", g, t),
         Some(7.0)
@@ -395,9 +371,9 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
     let last_read = unique("last-read-plus-one");
     let at_aborted = unique("at-aborted");
     broker.create_topic(&topic, 1, &[]);
-    let ten_minutes_ago = now_ms() - 10 * 60_000;
-    let five_minutes_ago = now_ms() - 5 * 60_000;
-    let one_minute_ago = now_ms() - 60_000;
+    let ten_minutes_ago = common::now_ms() - 10 * 60_000;
+    let five_minutes_ago = common::now_ms() - 5 * 60_000;
+    let one_minute_ago = common::now_ms() - 60_000;
 
     let producer = transactional_producer(broker);
     // Offsets 0..5 committed, 5 its commit marker.
@@ -453,7 +429,7 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
     ));
     let first = committed.wait_for(WAIT, "time lag of every group", all_known);
     let m = committed.wait_for(WAIT, "three more polls", |m| {
-        polls(m) >= polls(&first) + 3.0 && all_known(m)
+        m.polls() >= first.polls() + 3.0 && all_known(m)
     });
     assert_eq!(
         m.value(
@@ -475,7 +451,7 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
         "only the commit marker between the commit and the head"
     );
     // The aborted records are skipped: the oldest readable record is offset 10, 5 minutes old.
-    let age = poll_time(&m) - five_minutes_ago as f64 / 1000.0;
+    let age = m.poll_time() - five_minutes_ago as f64 / 1000.0;
     let measured = seconds(x).unwrap_or(f64::NAN);
     assert!(
         (measured - age).abs() <= 15.0,
@@ -516,7 +492,7 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
     assert_eq!(lag(l), Some(3.0));
     assert_eq!(lag(x), Some(11.0));
     // Records of the open transaction, a minute old, are what both can still read.
-    let age = poll_time(&m) - one_minute_ago as f64 / 1000.0;
+    let age = m.poll_time() - one_minute_ago as f64 / 1000.0;
     for g in [p, l] {
         let measured = seconds(g).unwrap_or(f64::NAN);
         assert!(
@@ -525,7 +501,7 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
         );
     }
     // read_uncommitted reads the aborted records: offset 6, ten minutes old.
-    let age = poll_time(&m) - ten_minutes_ago as f64 / 1000.0;
+    let age = m.poll_time() - ten_minutes_ago as f64 / 1000.0;
     let measured = seconds(x).unwrap_or(f64::NAN);
     assert!(
         (measured - age).abs() <= 30.0,

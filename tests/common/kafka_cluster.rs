@@ -283,16 +283,7 @@ impl KafkaCluster {
     /// Starts a stopped or killed node again on its ports, with its data, and waits until the
     /// cluster lists it.
     pub fn start_node(&mut self, id: usize) {
-        let index = self.index(id);
-        assert!(self.nodes[index].child.is_none(), "node {id} is running");
-        self.launch(index);
-        let running: Vec<usize> = self
-            .nodes
-            .iter()
-            .filter(|n| n.child.is_some())
-            .map(|n| n.id)
-            .collect();
-        self.wait_serving(&running);
+        self.start_nodes(&[id]);
     }
 
     /// Starts several stopped or killed nodes at once and waits until the cluster lists them: a

@@ -241,6 +241,47 @@ impl Exposition {
     }
 }
 
+/// Milliseconds since the epoch: a record's CreateTime now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Figures of the one cluster the broker tests configure, named `test`.
+impl Exposition {
+    /// When the poll whose figures are served ran (seconds since the epoch).
+    pub fn poll_time(&self) -> f64 {
+        self.value(
+            "lagwatch_last_poll_success_timestamp_seconds",
+            &[("cluster", "test")],
+        )
+        .expect("a successful poll")
+    }
+
+    /// Polls made so far.
+    pub fn polls(&self) -> f64 {
+        self.value(
+            "lagwatch_poll_duration_seconds_count",
+            &[("cluster", "test")],
+        )
+        .unwrap_or(0.0)
+    }
+}
+
+/// Asserts `measured` is within `tolerance` of `truth`, printing both for the record.
+pub fn assert_close(what: &str, measured: f64, truth: f64, tolerance: f64) {
+    let error = (measured - truth).abs();
+    eprintln!(
+        "{what}: measured {measured:.1}, truth {truth:.1}, error {error:.2} (allowed {tolerance:.1})"
+    );
+    assert!(
+        error <= tolerance,
+        "{what}: measured {measured}, truth {truth}, allowed error {tolerance}"
+    );
+}
+
 /// lagwatch running in-process on a free port, stopped on drop.
 pub struct Lagwatch {
     pub addr: std::net::SocketAddr,
