@@ -5,26 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{kafka, unique, Exposition, KafkaCluster, Lagwatch};
+use common::{kafka, unique, Exposition, Lagwatch};
 
 const WAIT: Duration = Duration::from_secs(90);
-
-fn config(broker: &KafkaCluster, topic: &str, group: &str, extra: &str) -> String {
-    format!(
-        r#"
-listen: "127.0.0.1:0"
-poll_interval: 1s
-granularity: partition
-{extra}
-clusters:
-  - name: test
-    bootstrap_servers: "{}"
-    groups: {{ include: ["^{group}$"] }}
-    topics: {{ include: ["^{topic}$"] }}
-"#,
-        broker.bootstrap()
-    )
-}
 
 #[test]
 fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
@@ -49,7 +32,7 @@ fn exact_reads_give_time_lag_and_eviction_risk_on_the_first_poll() {
     // Next records to read: offset 5 of p0 (50 min old), offset 5 of p1 (1 min old).
     broker.commit(&group, &[(&topic, 0, 5), (&topic, 1, 5)]);
 
-    let lw = Lagwatch::start(&config(broker, &topic, &group, ""));
+    let lw = Lagwatch::start(&common::one_cluster_config(broker, &topic, &group, ""));
     let (t, g) = (topic.as_str(), group.as_str());
     let m = lw.wait_for(WAIT, "time lag", |m| {
         m.value("kafka_consumergroup_lag_seconds", &[("group", g)])
@@ -169,7 +152,7 @@ fn interpolated_time_lag_follows_steady_production() {
     let topic = unique("steady");
     let group = unique("follower");
     broker.create_topic(&topic, 1, &[]);
-    let lw = Lagwatch::start(&config(broker, &topic, &group, ""));
+    let lw = Lagwatch::start(&common::one_cluster_config(broker, &topic, &group, ""));
     lw.wait_for(WAIT, "first poll", |m| {
         m.value("lagwatch_kafka_up", &[("cluster", "test")]) == Some(1.0)
     });
@@ -227,7 +210,12 @@ fn a_commit_moving_backwards_counts_a_rewind_and_the_rewound_messages() {
     broker.create_topic(&topic, 1, &[]);
     broker.produce(&topic, 0, 40, None);
     broker.commit(&group, &[(&topic, 0, 30)]);
-    let lw = Lagwatch::start(&config(broker, &topic, &group, "status: { window: 3 }"));
+    let lw = Lagwatch::start(&common::one_cluster_config(
+        broker,
+        &topic,
+        &group,
+        "status: { window: 3 }",
+    ));
     let (t, g) = (topic.as_str(), group.as_str());
     lw.wait_for(WAIT, "the first commit", |m| {
         m.value(
@@ -269,7 +257,7 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
     // A live member that committed offset 2 once and never again (a poison message).
     let _member = broker.member(&group, &topic, Some(2));
 
-    let lw = Lagwatch::start(&config(
+    let lw = Lagwatch::start(&common::one_cluster_config(
         broker,
         &topic,
         &group,
@@ -332,7 +320,7 @@ fn retention_deleting_unread_records_reports_evicted_messages() {
     broker.commit(&group, &[(&topic, 0, 3)]);
 
     // As a process, to see the log event.
-    let yaml = config(broker, &topic, &group, "");
+    let yaml = common::one_cluster_config(broker, &topic, &group, "");
     let yaml: String = yaml
         .lines()
         .filter(|l| !l.starts_with("listen:"))
@@ -398,7 +386,12 @@ fn time_lag_is_read_from_batches_of_every_compression_codec() {
     }
     broker.commit(&group, &commits);
 
-    let lw = Lagwatch::start(&config(broker, &format!("{prefix}-.*"), &group, ""));
+    let lw = Lagwatch::start(&common::one_cluster_config(
+        broker,
+        &format!("{prefix}-.*"),
+        &group,
+        "",
+    ));
     let g = group.as_str();
     let topic_lag = |m: &Exposition, t: &str| {
         m.value(

@@ -180,19 +180,7 @@ fn group_is_exact_through_rebalances(protocol: &str) {
     let first = worker(broker, &group, &topic, protocol);
     let second = worker(broker, &group, &topic, protocol);
 
-    let lw = Lagwatch::start(&format!(
-        r#"
-listen: "127.0.0.1:0"
-poll_interval: 1s
-granularity: partition
-clusters:
-  - name: test
-    bootstrap_servers: "{}"
-    groups: {{ include: ["^{group}$"] }}
-    topics: {{ include: ["^{topic}$"] }}
-"#,
-        broker.bootstrap()
-    ));
+    let lw = Lagwatch::start(&common::one_cluster_config(broker, &topic, &group, ""));
     let g = group.as_str();
     let m = lw.wait_for(WAIT, "2 stable members, every cap committed", |m| {
         settled(&sample(m, g), 2.0)

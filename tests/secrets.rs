@@ -9,12 +9,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 use common::kafka_cluster::CLIENT_USER;
 use common::{kafka, unique, KafkaCluster, LagwatchProcess, Listener};
 
-const WAIT: Duration = Duration::from_secs(90);
 const PASSWORD_VAR: &str = "LAGWATCH_TEST_SCRAM_PASSWORD";
 const KEY_PASSWORD: &str = "k3y-pass-7e1f9a";
 const CLUSTERS: [&str; 4] = ["key-pem-file", "encrypted-key", "scram-env", "scram-file"];
@@ -145,31 +143,8 @@ fn lagwatch_reads_lag_with_secrets_from_env_and_files_and_never_shows_them() {
     // The most verbose level lagwatch logs at, for every crate (RUST_LOG wins over --log-level).
     let env = [(PASSWORD_VAR, CLIENT_USER.1), ("RUST_LOG", "trace")];
     let lw = LagwatchProcess::start_with_env(&yaml, &env);
-    let g = group.as_str();
-    let m = lw.wait_for(WAIT, "lag over the four secured clusters", |m| {
-        CLUSTERS.iter().all(|c| {
-            m.value(
-                "kafka_consumergroup_lag_messages",
-                &[("cluster", c), ("group", g)],
-            )
-            .is_some()
-        })
-    });
-    for c in CLUSTERS {
-        assert_eq!(
-            m.value("lagwatch_kafka_up", &[("cluster", c)]),
-            Some(1.0),
-            "{c}"
-        );
-        assert_eq!(
-            m.value(
-                "kafka_consumergroup_lag_messages",
-                &[("cluster", c), ("group", g)]
-            ),
-            Some(12.0),
-            "{c}: 20 produced, 8 committed"
-        );
-    }
+    // 20 produced, 8 committed.
+    common::assert_lag_on_every_cluster(|| lw.metrics(), &CLUSTERS, &group, 12.0);
     let log = lw.log_text();
     let lines: Vec<&str> = log.lines().collect();
     assert!(

@@ -241,6 +241,65 @@ impl Exposition {
     }
 }
 
+/// lagwatch's configuration for one cluster named `test`, polled every second at partition
+/// granularity, selecting the topics matching `^{topic}$` and the groups matching `^{group}$`;
+/// `extra` goes to the top level.
+pub fn one_cluster_config(broker: &KafkaCluster, topic: &str, group: &str, extra: &str) -> String {
+    format!(
+        r#"
+listen: "127.0.0.1:0"
+poll_interval: 1s
+granularity: partition
+{extra}
+clusters:
+  - name: test
+    bootstrap_servers: "{}"
+    groups: {{ include: ["^{group}$"] }}
+    topics: {{ include: ["^{topic}$"] }}
+"#,
+        broker.bootstrap()
+    )
+}
+
+/// Waits until `group`'s lag is served for every one of `clusters`, then asserts each cluster
+/// is up and reports exactly `lag`.
+pub fn assert_lag_on_every_cluster(
+    fetch: impl Fn() -> Exposition,
+    clusters: &[&str],
+    group: &str,
+    lag: f64,
+) {
+    let m = wait_for_metrics(
+        fetch,
+        Duration::from_secs(90),
+        "lag on every cluster",
+        |m| {
+            clusters.iter().all(|c| {
+                m.value(
+                    "kafka_consumergroup_lag_messages",
+                    &[("cluster", c), ("group", group)],
+                )
+                .is_some()
+            })
+        },
+    );
+    for c in clusters {
+        assert_eq!(
+            m.value("lagwatch_kafka_up", &[("cluster", c)]),
+            Some(1.0),
+            "{c}"
+        );
+        assert_eq!(
+            m.value(
+                "kafka_consumergroup_lag_messages",
+                &[("cluster", c), ("group", group)]
+            ),
+            Some(lag),
+            "{c}"
+        );
+    }
+}
+
 /// Milliseconds since the epoch: a record's CreateTime now.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
