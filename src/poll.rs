@@ -39,7 +39,8 @@ pub struct PollResult {
 /// One poll of one cluster, both phases: collect, read the record timestamps the model asks
 /// for, finish the model. Blocking.
 fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics) -> PollResult {
-    let mut outcome = collector.poll();
+    let deadline = collector.deadline();
+    let mut outcome = collector.poll(&deadline);
     let Some(snapshot) = outcome.snapshot.take() else {
         return PollResult {
             outcome,
@@ -49,7 +50,7 @@ fn poll_once(collector: &mut ClusterCollector, analytics: &mut ClusterAnalytics)
         };
     };
     let plan = analytics.plan_reads(&snapshot);
-    let reads = collector.read_timestamps(&plan.reads, &mut outcome.errors);
+    let reads = collector.read_timestamps(&plan.reads, &deadline, &mut outcome.errors);
     analytics.no_record_before_head(&snapshot, &reads.no_record_before_head);
     let result = analytics.finish(&snapshot, &reads.timestamps, SystemTime::now());
     outcome.snapshot = Some(snapshot);

@@ -63,25 +63,6 @@ fn read_errors(m: &Exposition) -> f64 {
     .unwrap_or(0.0)
 }
 
-/// Polls that lasted longer than `seconds` (the smallest histogram bucket bound ≥ `seconds`).
-fn polls_slower_than(m: &Exposition, seconds: f64) -> f64 {
-    let bound = m
-        .samples
-        .keys()
-        .filter(|s| {
-            s.starts_with("lagwatch_poll_duration_seconds_bucket{")
-                && s.contains("cluster=\"test\"")
-        })
-        .filter_map(|s| {
-            let le = s.split("le=\"").nth(1)?.split('"').next()?;
-            le.parse::<f64>().ok().map(|v| (v, s.clone()))
-        })
-        .filter(|(v, _)| *v >= seconds)
-        .min_by(|a, b| a.0.total_cmp(&b.0));
-    let (_, series) = bound.expect("a poll duration bucket");
-    m.polls() - m.samples.get(&series).copied().unwrap_or(0.0)
-}
-
 #[test]
 fn real_retention_deletes_a_segment_and_the_countdown_never_runs_late() {
     let broker = kafka();
@@ -463,7 +444,7 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
     // No read ever waited at the LSO: no failed read, no slow poll.
     assert_eq!(read_errors(&m), 0.0, "no timestamp read failed");
     assert_eq!(
-        polls_slower_than(&m, 2.5),
+        m.polls_slower_than(2.5),
         0.0,
         "no poll came near the 5 s call timeout"
     );
@@ -512,4 +493,66 @@ fn transactions_lag_to_the_last_stable_offset_and_markers_are_no_time_lag() {
     producer
         .abort_transaction(Duration::from_secs(30))
         .expect("abort the open transaction");
+}
+
+#[test]
+fn a_commit_on_a_marker_written_while_lagwatch_runs_is_no_time_lag() {
+    let broker = kafka();
+    let topic = unique("marker-live");
+    let group = unique("on-marker");
+    broker.create_topic(&topic, 1, &[]);
+    let (t, g) = (topic.as_str(), group.as_str());
+    let committed = Lagwatch::start(&config(
+        broker,
+        t,
+        g,
+        "status: { allowed_lag: 1 }",
+        "isolation: read_committed",
+    ));
+    broker.commit(g, &[(t, 0, 0)]);
+    let seen = committed.wait_for(WAIT, "the empty partition and the group", |m| {
+        partition_value(m, "kafka_consumergroup_partition_lag_seconds", g, t) == Some(0.0)
+    });
+
+    // While lagwatch polls: records 0..3 and their commit marker at 3 (LSO 4), with the
+    // records' own timestamps a minute old. The group commits 3, the marker: inside the head
+    // history, where interpolation alone would say it is as old as the head's move.
+    let producer = transactional_producer(broker);
+    producer.begin_transaction().expect("begin");
+    send_all(&producer, t, 3, common::now_ms() - 60_000);
+    producer
+        .commit_transaction(Duration::from_secs(30))
+        .expect("commit");
+    broker.commit(g, &[(t, 0, 3)]);
+    let moved = committed.wait_for(WAIT, "the head past the marker", |m| {
+        m.polls() > seen.polls()
+            && m.value(
+                "kafka_partition_latest_offset",
+                &[("topic", t), ("partition", "0")],
+            ) == Some(4.0)
+            && partition_value(m, "kafka_consumergroup_partition_committed_offset", g, t)
+                == Some(3.0)
+    });
+    // Three polls later the head has stood still; time lag 0 from then on, not a growing age.
+    let m = committed.wait_for(WAIT, "three more polls", |m| {
+        m.polls() >= moved.polls() + 3.0
+    });
+    let lag = partition_value(&m, "kafka_consumergroup_partition_lag_messages", g, t);
+    let seconds = partition_value(&m, "kafka_consumergroup_partition_lag_seconds", g, t);
+    assert_eq!(lag, Some(1.0), "the marker is one message of lag");
+    assert_eq!(
+        seconds,
+        Some(0.0),
+        "only the marker between the commit and the head"
+    );
+    assert_eq!(status(&m, g, "ok"), Some(1.0));
+    let later = committed.wait_for(WAIT, "five more polls", |m| {
+        m.polls() >= moved.polls() + 5.0
+    });
+    assert_eq!(
+        partition_value(&later, "kafka_consumergroup_partition_lag_seconds", g, t),
+        Some(0.0),
+        "still 0, no age growing"
+    );
+    assert_eq!(read_errors(&later), 0.0, "the read found the end, no error");
 }

@@ -61,6 +61,7 @@ impl Config {
                 quoted(&cluster.bootstrap_servers)
             )?;
             writeln!(out, "    poll_interval: {}", d(cluster.poll_interval))?;
+            writeln!(out, "    poll_timeout: {}", d(cluster.poll_timeout))?;
             writeln!(out, "    isolation: {}", cluster.isolation.as_str())?;
             for (key, selector) in [("groups", &cluster.groups), ("topics", &cluster.topics)] {
                 writeln!(out, "    {key}:")?;

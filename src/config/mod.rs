@@ -161,6 +161,9 @@ pub struct ClusterConfig {
     pub topics: Selector,
     /// This cluster's override, else the top-level `poll_interval`.
     pub poll_interval: Duration,
+    /// How long one poll may take: this cluster's override, else the top-level `poll_timeout`,
+    /// else this cluster's `poll_interval`.
+    pub poll_timeout: Duration,
     pub isolation: Isolation,
 }
 
@@ -331,6 +334,9 @@ fn parse(text: &str, sources: &Sources<'_>) -> Result<Config, ConfigError> {
 
 fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError> {
     non_zero("poll_interval", raw.poll_interval)?;
+    if let Some(timeout) = raw.poll_timeout {
+        non_zero("poll_timeout", timeout)?;
+    }
     non_zero("config_refresh", raw.config_refresh)?;
     non_zero("status.stop_after", raw.status.stop_after)?;
     at_least("max_series", raw.max_series, 1)?;
@@ -381,6 +387,10 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
         if let Some(interval) = cluster.poll_interval {
             non_zero(&format!("{path}.poll_interval"), interval)?;
         }
+        if let Some(timeout) = cluster.poll_timeout {
+            non_zero(&format!("{path}.poll_timeout"), timeout)?;
+        }
+        let poll_interval = cluster.poll_interval.unwrap_or(raw.poll_interval);
         clusters.push(ClusterConfig {
             kafka: resolve_kafka(&path, cluster.kafka, sources)?,
             groups: cluster
@@ -391,7 +401,11 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
                 .topics
                 .topics()
                 .map_err(|e| field_error(format!("{path}.topics"), e.to_string()))?,
-            poll_interval: cluster.poll_interval.unwrap_or(raw.poll_interval),
+            poll_interval,
+            poll_timeout: cluster
+                .poll_timeout
+                .or(raw.poll_timeout)
+                .unwrap_or(poll_interval),
             isolation: cluster.isolation,
             name: cluster.name,
             bootstrap_servers: cluster.bootstrap_servers,

@@ -30,6 +30,8 @@ pub(super) struct RawConfig {
     pub(super) listen: SocketAddr,
     #[serde(deserialize_with = "de_duration")]
     pub(super) poll_interval: Duration,
+    #[serde(deserialize_with = "de_opt_duration")]
+    pub(super) poll_timeout: Option<Duration>,
     pub(super) granularity: Granularity,
     pub(super) max_series: usize,
     pub(super) offset_fetch_concurrency: usize,
@@ -50,6 +52,7 @@ impl Default for RawConfig {
         RawConfig {
             listen: SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 9308)),
             poll_interval: Duration::from_secs(30),
+            poll_timeout: None,
             granularity: Granularity::default(),
             max_series: 100_000,
             offset_fetch_concurrency: 16,
@@ -80,6 +83,8 @@ pub(super) struct RawCluster {
     pub(super) topics: RawSelector,
     #[serde(default, deserialize_with = "de_opt_duration")]
     pub(super) poll_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "de_opt_duration")]
+    pub(super) poll_timeout: Option<Duration>,
     #[serde(default)]
     pub(super) isolation: Isolation,
 }

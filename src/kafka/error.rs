@@ -202,6 +202,10 @@ pub enum CollectError {
         total: usize,
         timeout: Duration,
     },
+    /// The poll's time ran out before the stage could start; what it would have read is left
+    /// for the next poll.
+    #[error("not started: the poll's {budget:?} (poll_timeout) ran out")]
+    OutOfTime { budget: Duration },
 }
 
 /// A failed stage of a poll: counted once in `lagwatch_poll_errors_total{stage}` and logged

@@ -2,14 +2,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::admin_sys::{self, GroupKind};
 use super::error::{CollectError, KafkaCallError, Request, StageError};
-use super::{ClusterCollector, Stage, StatsContext};
+use super::{stage_timeout, ClusterCollector, Deadline, Stage, StatsContext};
 use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
 
 impl ClusterCollector {
@@ -19,7 +18,7 @@ impl ClusterCollector {
     pub(super) fn groups(
         &mut self,
         topics: &[TopicSnapshot],
-        timeout: Duration,
+        deadline: &Deadline,
         errors: &mut Vec<StageError>,
         unauthorized: &mut Vec<String>,
     ) -> Vec<GroupSnapshot> {
@@ -29,7 +28,12 @@ impl ClusterCollector {
         let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
         let mut listing_complete = false;
         // librdkafka reports a broker's listing error without the broker: no broker field.
-        match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
+        let listing = match stage_timeout(deadline, Stage::ListGroups, errors) {
+            Some(timeout) => admin_sys::list_consumer_groups(self.consumer.client(), timeout)
+                .map_err(|e| errors.push(StageError::new(Stage::ListGroups, None, e))),
+            None => Err(()),
+        };
+        match listing {
             Ok(list) => {
                 listing_complete = list.errors.is_empty();
                 for e in list.errors {
@@ -41,8 +45,7 @@ impl ClusterCollector {
                     }
                 }
             }
-            Err(e) => {
-                errors.push(StageError::new(Stage::ListGroups, None, e));
+            Err(()) => {
                 // Without a listing, keep polling the groups seen last time.
                 for (id, (g, _)) in &self.previous_groups {
                     listed.insert(id.clone(), (g.state, GroupKind::Unknown));
@@ -57,7 +60,8 @@ impl ClusterCollector {
         // whose coordinator is still loading) crashes a handle without a group of its own. Only
         // after a complete listing: otherwise a group on an unanswering coordinator would be
         // asked about every poll.
-        if listing_complete {
+        let probe_timeout = deadline.timeout(Stage::ListGroups);
+        if let (true, Some(timeout)) = (listing_complete, probe_timeout) {
             let shard = &self.settings.shard;
             let missing: Vec<String> = selector
                 .literal_names()
@@ -84,14 +88,17 @@ impl ClusterCollector {
             }
         };
         let (described, describe_timed_out) =
-            self.describe_groups(&coordinator, &listed, timeout, errors);
+            self.describe_groups(&coordinator, &listed, deadline, errors);
         let ids: Vec<String> = listed.keys().cloned().collect();
-        let fetched = admin_sys::list_consumer_group_offsets(
-            coordinator.client(),
-            &ids,
-            self.settings.offset_fetch_concurrency,
-            timeout,
-        );
+        let fetched = match stage_timeout(deadline, Stage::OffsetFetch, errors) {
+            Some(timeout) => admin_sys::list_consumer_group_offsets(
+                coordinator.client(),
+                &ids,
+                self.settings.offset_fetch_concurrency,
+                timeout,
+            ),
+            None => Vec::new(),
+        };
         let fetch_timed_out = fetched
             .iter()
             .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
@@ -100,10 +107,25 @@ impl ClusterCollector {
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
         let mut groups = Vec::with_capacity(ids.len());
         let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
-        for ((id, (listed_state, _)), result) in listed.into_iter().zip(fetched) {
+        // Groups the poll had no time left to fetch get no result and no error of their own.
+        let results = fetched.into_iter().map(Some).chain(std::iter::repeat(None));
+        for ((id, (listed_state, _)), result) in listed.into_iter().zip(results) {
             let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
+            if let Some(Err(source)) = &result {
+                if is_group_refusal(source) {
+                    unauthorized.push(id.clone());
+                }
+                errors.push(StageError::new(
+                    Stage::OffsetFetch,
+                    None,
+                    CollectError::Group {
+                        group: id.clone(),
+                        source: source.clone(),
+                    },
+                ));
+            }
             match result {
-                Ok(raw) => {
+                Some(Ok(raw)) => {
                     let mut offsets: Vec<CommittedOffset> = raw
                         .into_iter()
                         .filter_map(|o| {
@@ -124,18 +146,7 @@ impl ClusterCollector {
                     current.insert(id, (group.clone(), false));
                     groups.push(group);
                 }
-                Err(source) => {
-                    if is_group_refusal(&source) {
-                        unauthorized.push(id.clone());
-                    }
-                    errors.push(StageError::new(
-                        Stage::OffsetFetch,
-                        None,
-                        CollectError::Group {
-                            group: id.clone(),
-                            source,
-                        },
-                    ));
+                Some(Err(_)) | None => {
                     // A group whose own request failed keeps its previous data for one poll.
                     if let Some((previous, false)) = self.previous_groups.get(&id) {
                         current.insert(id, (previous.clone(), true));
@@ -156,7 +167,7 @@ impl ClusterCollector {
         &self,
         coordinator: &BaseConsumer<StatsContext>,
         listed: &BTreeMap<String, (GroupState, GroupKind)>,
-        timeout: Duration,
+        deadline: &Deadline,
         errors: &mut Vec<StageError>,
     ) -> (HashMap<String, (GroupState, Option<u32>)>, bool) {
         let mut out = HashMap::new();
@@ -169,7 +180,11 @@ impl ClusterCollector {
                 .collect()
         };
         let (consumer_kind, classic) = (of_kind(true), of_kind(false));
-        if !classic.is_empty() {
+        let timeout = match classic.is_empty() {
+            true => None,
+            false => stage_timeout(deadline, Stage::DescribeGroups, errors),
+        };
+        if let Some(timeout) = timeout {
             match self.consumer.fetch_group_list(None, timeout) {
                 Ok(list) => {
                     let wanted: HashSet<&str> = classic.iter().map(|s| s.as_str()).collect();
@@ -191,7 +206,11 @@ impl ClusterCollector {
                 )),
             }
         }
-        if !consumer_kind.is_empty() {
+        let timeout = match consumer_kind.is_empty() {
+            true => None,
+            false => stage_timeout(deadline, Stage::DescribeGroups, errors),
+        };
+        if let Some(timeout) = timeout {
             match admin_sys::describe_consumer_groups(coordinator.client(), &consumer_kind, timeout)
             {
                 Ok(results) => {

@@ -15,6 +15,7 @@
 //! typed errors from a Kafka call up to a failed [`Stage`]; `admin_sys` the FFI admin calls.
 
 pub mod admin_sys;
+mod deadline;
 mod error;
 mod groups;
 mod reader;
@@ -34,6 +35,7 @@ use rdkafka::consumer::BaseConsumer;
 
 use crate::config::{ClusterConfig, ShardConfig};
 use crate::model::{GroupSnapshot, Snapshot, TopicConfig, TopicSnapshot};
+pub use deadline::Deadline;
 pub use error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
 pub use reader::{TimestampReader, TimestampsRead};
 pub use stage::Stage;
@@ -88,12 +90,17 @@ pub struct CollectorSettings {
 }
 
 impl CollectorSettings {
-    /// Timeout of each Kafka call: a poll interval, bounded so a dead broker is noticed quickly
-    /// and a short interval still leaves a slow broker time to answer.
+    /// The longest any one Kafka call waits: a poll interval, bounded so a dead broker is
+    /// noticed quickly and a short interval still leaves a slow broker time to answer.
     pub fn call_timeout(&self) -> Duration {
         self.cluster
             .poll_interval
             .clamp(Duration::from_secs(5), Duration::from_secs(15))
+    }
+
+    /// The deadline of a poll starting now: `poll_timeout`, shared out among the stages.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.cluster.poll_timeout, self.call_timeout())
     }
 }
 
@@ -198,6 +205,11 @@ impl ClusterCollector {
         }
     }
 
+    /// The deadline of a poll starting now.
+    pub fn deadline(&self) -> Deadline {
+        self.settings.deadline()
+    }
+
     /// Cumulative Kafka requests per broker label, from librdkafka statistics.
     pub fn requests(&self) -> BTreeMap<String, u64> {
         match self.requests.lock() {
@@ -207,10 +219,12 @@ impl ClusterCollector {
     }
 
     /// Second phase of a poll: the record timestamps (ms since the epoch) at the offsets the
-    /// model asked for. `None` for a record that could not be read in time.
+    /// model asked for, within what is left of `deadline`. `None` for a record that could not
+    /// be read in time.
     pub fn read_timestamps(
         &mut self,
         reads: &[crate::model::analytics::TimestampRead],
+        deadline: &Deadline,
         errors: &mut Vec<StageError>,
     ) -> TimestampsRead {
         let unread = || TimestampsRead {
@@ -229,18 +243,23 @@ impl ClusterCollector {
                 }
             }
         }
-        let timeout = self.settings.call_timeout();
+        let Some(timeout) = stage_timeout(deadline, Stage::ReadTimestamps, errors) else {
+            return unread();
+        };
         match &self.reader {
             Some(reader) => reader.read(reads, &self.leaders, timeout, errors),
             None => unread(),
         }
     }
 
-    /// One poll: every stage runs; a failed stage is reported and the rest goes on with what it has.
-    pub fn poll(&mut self) -> PollOutcome {
+    /// One poll within `deadline`: every stage runs in its share of the time; a failed stage is
+    /// reported and the rest goes on with what it has.
+    pub fn poll(&mut self, deadline: &Deadline) -> PollOutcome {
         let mut errors = Vec::new();
         let mut unauthorized = Unauthorized::default();
-        let timeout = self.settings.call_timeout();
+        let timeout = deadline
+            .timeout(Stage::Metadata)
+            .unwrap_or(deadline.budget());
         let topics = match self.topic_partitions(timeout, &mut unauthorized.topics) {
             Ok(t) => t,
             Err(e) => {
@@ -251,6 +270,13 @@ impl ClusterCollector {
                     unauthorized,
                 };
             }
+        };
+        let Some(timeout) = stage_timeout(deadline, Stage::ListOffsets, &mut errors) else {
+            return PollOutcome {
+                snapshot: None,
+                errors,
+                unauthorized,
+            };
         };
         let offsets = match self.watermarks(&topics, timeout, &mut errors) {
             Ok(o) => o,
@@ -264,7 +290,7 @@ impl ClusterCollector {
             }
         };
         let taken_at = SystemTime::now();
-        self.refresh_configs(&topics, timeout, &mut errors);
+        self.refresh_configs(&topics, deadline, &mut errors);
         let topic_snapshots: Vec<TopicSnapshot> = topics
             .iter()
             .filter_map(|(name, _)| {
@@ -278,7 +304,7 @@ impl ClusterCollector {
             .collect();
         let groups = self.groups(
             &topic_snapshots,
-            timeout,
+            deadline,
             &mut errors,
             &mut unauthorized.groups,
         );
@@ -301,6 +327,26 @@ impl Drop for ClusterCollector {
             let _ = t.join();
         }
     }
+}
+
+/// How long the calls of `stage` may wait, or `None` with the stage's error noted when the
+/// poll's time is up.
+fn stage_timeout(
+    deadline: &Deadline,
+    stage: Stage,
+    errors: &mut Vec<StageError>,
+) -> Option<Duration> {
+    let timeout = deadline.timeout(stage);
+    if timeout.is_none() {
+        errors.push(StageError::new(
+            stage,
+            None,
+            CollectError::OutOfTime {
+                budget: deadline.budget(),
+            },
+        ));
+    }
+    timeout
 }
 
 /// The librdkafka settings every handle of `cluster` shares: the user's properties, then the

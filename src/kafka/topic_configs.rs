@@ -1,12 +1,12 @@
 //! The describe_configs stage: retention and cleanup policy per topic, read when the topic set
 //! changes or `config_refresh` passed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
 
 use super::error::{CollectError, StageError};
-use super::{admin_sys, ClusterCollector, Stage};
+use super::{admin_sys, stage_timeout, ClusterCollector, Deadline, Stage};
 use crate::model::TopicConfig;
 
 /// Topic configuration keys lagwatch reads.
@@ -18,7 +18,7 @@ impl ClusterCollector {
     pub(super) fn refresh_configs(
         &mut self,
         topics: &[(String, Vec<i32>)],
-        timeout: Duration,
+        deadline: &Deadline,
         errors: &mut Vec<StageError>,
     ) {
         let names: Vec<String> = topics.iter().map(|(n, _)| n.clone()).collect();
@@ -31,6 +31,9 @@ impl ClusterCollector {
         if !due || names.is_empty() {
             return;
         }
+        let Some(timeout) = stage_timeout(deadline, Stage::DescribeConfigs, errors) else {
+            return;
+        };
         // DescribeConfigs goes to a broker librdkafka picks, not one lagwatch knows: no broker field.
         match admin_sys::describe_topic_configs(
             self.consumer.client(),

@@ -327,6 +327,25 @@ impl Exposition {
         )
         .unwrap_or(0.0)
     }
+
+    /// Polls that lasted longer than `seconds` (the smallest histogram bucket bound ≥ `seconds`).
+    pub fn polls_slower_than(&self, seconds: f64) -> f64 {
+        let bound = self
+            .samples
+            .keys()
+            .filter(|s| {
+                s.starts_with("lagwatch_poll_duration_seconds_bucket{")
+                    && s.contains("cluster=\"test\"")
+            })
+            .filter_map(|s| {
+                let le = s.split("le=\"").nth(1)?.split('"').next()?;
+                le.parse::<f64>().ok().map(|v| (v, s.clone()))
+            })
+            .filter(|(v, _)| *v >= seconds)
+            .min_by(|a, b| a.0.total_cmp(&b.0));
+        let (_, series) = bound.expect("a poll duration bucket");
+        self.polls() - self.samples.get(&series).copied().unwrap_or(0.0)
+    }
 }
 
 /// Asserts `measured` is within `tolerance` of `truth`, printing both for the record.

@@ -115,7 +115,8 @@ impl ClusterAnalytics {
 
     /// Phase 1 of a poll: records every partition's head (H at `snapshot.taken_at`) and returns
     /// the record timestamps to read: for each group-partition with `max(C, L) < H` whose
-    /// T(max(C, L)) lies before the kept history and is not cached. Distinct, at most
+    /// T(max(C, L)) lies before the kept history, or within a few offsets of a head that
+    /// stopped moving (transaction markers, see `timestamps::NEAR_IDLE_HEAD`), and is not cached. Distinct, at most
     /// `max_reads_per_poll`; the rest is `pending`, and the next plan resumes after the last
     /// read of this one (round-robin), so a backlog larger than the budget is worked through.
     pub fn plan_reads(&mut self, snapshot: &Snapshot) -> ReadPlan {
@@ -136,10 +137,11 @@ impl ClusterAnalytics {
                         commit.offset.max(offsets.earliest),
                         |r| cache.peek_skip(r),
                     );
-                    if let OldestUnread::Unknown(read) =
-                        oldest_unread(&topic.name, offsets, from, history, |r| cache.peek(r))
-                    {
-                        needed.push(read);
+                    match oldest_unread(&topic.name, offsets, from, history, |r| cache.peek(r)) {
+                        OldestUnread::Unknown(read) | OldestUnread::Provisional { read, .. } => {
+                            needed.push(read)
+                        }
+                        OldestUnread::CaughtUp | OldestUnread::AppendedMs(_) => {}
                     }
                 }
             }

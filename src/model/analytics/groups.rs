@@ -131,7 +131,9 @@ impl GroupWalk<'_> {
                 timestamps.take(r, poll)
             }) {
                 OldestUnread::CaughtUp => Some(0.0),
-                OldestUnread::AppendedMs(ms) => Some(((self.now_ms as f64 - ms) / 1000.0).max(0.0)),
+                OldestUnread::AppendedMs(ms) | OldestUnread::Provisional { ms, .. } => {
+                    Some(((self.now_ms as f64 - ms) / 1000.0).max(0.0))
+                }
                 OldestUnread::Unknown(_) => None,
             };
             let lag_messages = partition_lag(commit.offset, offsets);

@@ -119,6 +119,11 @@ impl HeadHistory {
         Some(interpolate(prev, next, offset))
     }
 
+    /// Whether the last two polls saw the head at `head`: it stopped moving there.
+    pub fn idle_at(&self, head: i64) -> bool {
+        self.samples.len() >= 2 && self.newest.iter().all(|s| s.head == head)
+    }
+
     pub fn len(&self) -> usize {
         self.samples.len()
     }

@@ -37,12 +37,24 @@ pub enum OldestUnread {
     CaughtUp,
     /// Milliseconds since the epoch, interpolated or read exactly.
     AppendedMs(f64),
+    /// Interpolated, but only an exact read can tell: the offset sits within
+    /// [`NEAR_IDLE_HEAD`] of a head that stopped moving, where the records left may be only
+    /// transaction markers (time lag 0). Until the read answers, the interpolation stands.
+    Provisional { ms: f64, read: TimestampRead },
     /// Before the kept history and not cached: this read would tell.
     Unknown(TimestampRead),
 }
 
+/// How close to a head that stopped moving an offset is read rather than interpolated. A
+/// transaction leaves one marker per partition it wrote to, so a consumer that commits the
+/// record after its last one sits on a marker with the head one past it; a few aborted or empty
+/// transactions leave a few more. Interpolation cannot tell markers from records; a read can,
+/// and its answer is cached while the commit and the head stay.
+pub const NEAR_IDLE_HEAD: i64 = 8;
+
 /// Finds T(max(C, L)): `C < L` means the oldest readable record is at L (PRODUCT.md §4).
-/// Interpolation first; the exact-read cache (looked up by `cached`) only before the history.
+/// Interpolation first; the exact-read cache (looked up by `cached`) before the history, and
+/// within [`NEAR_IDLE_HEAD`] of an idle head, where a read decides.
 pub fn oldest_unread(
     topic: &Arc<str>,
     offsets: PartitionOffsets,
@@ -54,7 +66,10 @@ pub fn oldest_unread(
     if offset >= offsets.latest {
         return OldestUnread::CaughtUp;
     }
-    if let Some(ms) = history.and_then(|h| h.head_passed_ms(offset)) {
+    let interpolated = history.and_then(|h| h.head_passed_ms(offset));
+    let near_idle_head = offsets.latest - offset <= NEAR_IDLE_HEAD
+        && history.is_some_and(|h| h.idle_at(offsets.latest));
+    if let (Some(ms), false) = (interpolated, near_idle_head) {
         return OldestUnread::AppendedMs(ms);
     }
     let read = TimestampRead {
@@ -62,9 +77,10 @@ pub fn oldest_unread(
         partition: offsets.partition,
         offset,
     };
-    match cached(&read) {
-        Some(ms) => OldestUnread::AppendedMs(ms as f64),
-        None => OldestUnread::Unknown(read),
+    match (cached(&read), interpolated) {
+        (Some(ms), _) => OldestUnread::AppendedMs(ms as f64),
+        (None, Some(ms)) => OldestUnread::Provisional { ms, read },
+        (None, None) => OldestUnread::Unknown(read),
     }
 }
 
@@ -283,6 +299,40 @@ mod tests {
                 cached_at_50,
             );
             assert_eq!(got, want, "{why}");
+        }
+    }
+
+    #[test]
+    fn near_a_head_that_stopped_the_record_is_read() {
+        let topic: Arc<str> = Arc::from("payments");
+        let sample = |head, observed_ms| HeadSample { head, observed_ms };
+        let mut moving = HeadHistory::default();
+        moving.record(sample(100, 10_000), 64);
+        moving.record(sample(200, 20_000), 64);
+        let mut idle = moving.clone();
+        idle.record(sample(200, 30_000), 64);
+        assert!(idle.idle_at(200) && !moving.idle_at(200) && !idle.idle_at(201));
+        let po = PartitionOffsets {
+            partition: 0,
+            earliest: 0,
+            latest: 200,
+        };
+        let cached_at_199 = |r: &TimestampRead| (r.offset == 199).then_some(25_000);
+        // (C, history, expected, why)
+        #[rustfmt::skip]
+        let cases = [
+            (195, &moving, OldestUnread::AppendedMs(19_500.0), "1: head still moving: interpolated"),
+            (195, &idle, OldestUnread::Provisional { ms: 19_500.0, read: read("payments", 0, 195) }, "2: 5 from an idle head: read, interpolation meanwhile"),
+            (192, &idle, OldestUnread::Provisional { ms: 19_200.0, read: read("payments", 0, 192) }, "3: exactly NEAR_IDLE_HEAD away: read"),
+            (191, &idle, OldestUnread::AppendedMs(19_100.0), "4: farther: interpolated"),
+            (199, &idle, OldestUnread::AppendedMs(25_000.0), "5: read before: the record's own time"),
+        ];
+        for (c, history, want, why) in cases {
+            assert_eq!(
+                oldest_unread(&topic, po, c, Some(history), cached_at_199),
+                want,
+                "{why}"
+            );
         }
     }
 

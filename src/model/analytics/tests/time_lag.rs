@@ -218,3 +218,65 @@ fn a_read_finding_only_transaction_markers_before_the_head_is_caught_up() {
     assert!(plan.reads.is_empty());
     assert_eq!(lag_seconds(&out), Some(60.0));
 }
+
+#[test]
+fn a_marker_written_inside_the_history_is_read_once_the_head_stops() {
+    // lagwatch is running when a transaction writes records 10..14 and its commit marker at
+    // 14 (LSO 10 → 15). The group commits 14, the marker: inside the head history.
+    let mut a = ClusterAnalytics::new(settings());
+    let payments = |h| vec![topic("payments", TopicConfig::default(), &[(0, 0, h)])];
+    let groups = |c| vec![group("g", Some(1), &[("payments", 0, c)])];
+    let lag_seconds = |out: &Analytics| {
+        out.report.groups[0].topics[0].partitions[0]
+            .figures
+            .lag_seconds
+    };
+    let s = snapshot(0, payments(10), groups(10));
+    poll(&mut a, &s, 0, no_reads);
+
+    // Poll 2, the head just moved: interpolated (the head passed 14 at 24 s), nothing read.
+    let s = snapshot(30, payments(15), groups(14));
+    let (plan, out) = poll(&mut a, &s, 30, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(lag_seconds(&out), Some(6.0));
+
+    // Poll 3, the head stood still: the record at 14 is read, and there is none before 15.
+    let s = snapshot(60, payments(15), groups(14));
+    let plan = a.plan_reads(&s);
+    assert_eq!(plan.reads, vec![read("payments", 0, 14)]);
+    a.no_record_before_head(&s, &plan.reads);
+    let unanswered: Vec<_> = plan.reads.iter().map(|r| (r.clone(), None)).collect();
+    let out = a.finish(&s, &unanswered, at(60));
+    assert_eq!(lag_seconds(&out), Some(0.0), "only the marker before H");
+
+    // Poll 4: remembered, not read again.
+    let s = snapshot(90, payments(15), groups(14));
+    let (plan, out) = poll(&mut a, &s, 90, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(lag_seconds(&out), Some(0.0));
+}
+
+#[test]
+fn a_record_near_a_head_that_stopped_is_read_once_and_its_own_time_kept() {
+    let mut a = ClusterAnalytics::new(settings());
+    let orders = |h| vec![topic("orders", TopicConfig::default(), &[(0, 0, h)])];
+    let groups = || vec![group("g", Some(1), &[("orders", 0, 18)])];
+    poll(&mut a, &snapshot(0, orders(0), groups()), 0, no_reads);
+    poll(&mut a, &snapshot(30, orders(20), groups()), 30, no_reads);
+    // The head stopped at 20; record 18 was really appended at 10 s (interpolation says 27 s).
+    let (plan, out) = poll(&mut a, &snapshot(60, orders(20), groups()), 60, |r| {
+        (r.offset == 18).then_some(ms(10))
+    });
+    assert_eq!(plan.reads, vec![read("orders", 0, 18)]);
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(50.0));
+    // A read that fails leaves the interpolation: 120 − 27 s.
+    let mut b = ClusterAnalytics::new(settings());
+    poll(&mut b, &snapshot(0, orders(0), groups()), 0, no_reads);
+    poll(&mut b, &snapshot(30, orders(20), groups()), 30, no_reads);
+    let (_, out) = poll(&mut b, &snapshot(120, orders(20), groups()), 120, |_| None);
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(93.0));
+    // The cached answer is used without a new read.
+    let (plan, out) = poll(&mut a, &snapshot(90, orders(20), groups()), 90, no_reads);
+    assert!(plan.reads.is_empty());
+    assert_eq!(out.report.groups[0].figures.lag_seconds, Some(80.0));
+}
