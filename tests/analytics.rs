@@ -261,7 +261,8 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
         broker,
         &topic,
         &group,
-        "status: { window: 3, stop_after: 8s }",
+        // The records were written just now: a 2 s gate lets the stall show within seconds.
+        "status: { window: 3, stop_after: 8s, min_time_lag: 2s }",
     ));
     let g = group.as_str();
     let m = lw.wait_for(WAIT, "stall", |m| {

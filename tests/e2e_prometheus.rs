@@ -328,7 +328,7 @@ fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
         r#"
 poll_interval: 2s
 granularity: partition
-status: {{ window: 3, stop_after: 20s }}
+status: {{ window: 3, stop_after: 20s, min_time_lag: 2s }}
 clusters:
   - name: main
     bootstrap_servers: "{}"
