@@ -497,7 +497,14 @@ clusters:
         "only the dead cluster is down: {seen:?}"
     );
 
-    drop(member);
+    // lagwatch itself dies. Prometheus keeps its target (up 0): every cluster it reported pages
+    // by name, the dead exporter and the absent cluster.
     drop(lagwatch);
+    for cluster in ["main", "second"] {
+        alerts.wait_for("LagwatchTargetDown", cluster, "", timeout);
+        alerts.wait_for("LagwatchClusterAbsent", cluster, "", timeout);
+    }
+
+    drop(member);
     drop(main);
 }
