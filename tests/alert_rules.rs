@@ -227,6 +227,11 @@ fn thresholds_are_overridable_by_recording_rules() {
             "+ 3600",
         ),
         ("LagwatchDataStale", "lagwatch:stale_after_seconds", "+ 300"),
+        (
+            "LagwatchPollErrors",
+            "lagwatch:poll_error_ratio_max",
+            "+ 0.1",
+        ),
     ];
     let alerts = alerts();
     for (name, record, default) in cases {
