@@ -22,6 +22,8 @@ pub fn analytics_settings(config: &Config) -> AnalyticsSettings {
         allowed_lag: config.status.allowed_lag,
         stop_after: config.status.stop_after,
         eviction_warning: config.status.eviction_warning,
+        min_time_lag: config.status.min_time_lag,
+        inactive_after: config.status.inactive_after,
         // No configuration key sets it.
         timestamp_cache: AnalyticsSettings::DEFAULT.timestamp_cache,
     }

@@ -9,9 +9,36 @@ use crate::human::seconds;
 use crate::model::analytics::Status;
 use crate::model::GroupReport;
 
-/// Worst first, the order a person wants to read groups in: the status rules' own order.
+/// Worst first, the order a person wants to read groups in: the status rules' own order, except
+/// that `inactive` (rule 1, an abandoned group nobody is paged for) comes just before `ok`.
 fn severity(status: Status) -> u8 {
-    status.rule()
+    match status {
+        Status::Inactive => Status::Ok.rule(),
+        Status::Ok => Status::Ok.rule() + 1,
+        other => other.rule(),
+    }
+}
+
+/// The legend's line for each status ([`Status::ALL`]), in the words of `docs/status.md`.
+fn meaning(status: Status) -> &'static str {
+    match status {
+        Status::Inactive => {
+            "no members and no commit moved for status.inactive_after (default 24h): abandoned; \
+             still measured, never paged"
+        }
+        Status::Evicting => "retention deleted unread records, or is about to",
+        Status::Stop => "behind and nobody consuming, or a stall that lasted status.stop_after",
+        Status::Stall => {
+            "members present, behind by at least status.min_time_lag, commits frozen across the \
+             window"
+        }
+        Status::Rewind => "committed offsets moved backwards within the window",
+        Status::Warn => {
+            "consuming but falling behind: lag rising across the window and time lag at least \
+             status.min_time_lag"
+        }
+        Status::Ok => "none of the above",
+    }
 }
 
 /// Renders the page for the clusters' latest state, as of `now`.
@@ -25,7 +52,7 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
         "th,td{padding:.25rem .6rem;border-bottom:1px solid #ddd;text-align:left}",
         "td.n{text-align:right;font-variant-numeric:tabular-nums}",
         ".evicting,.stop,.down{color:#fff;background:#c0392b}.stall,.stale{background:#f5b041}",
-        ".rewind,.warn{background:#f9e79f}.ok,.up{color:#1e8449}",
+        ".rewind,.warn{background:#f9e79f}.ok,.up{color:#1e8449}.inactive{color:#555;background:#e5e7e9}",
         "</style></head><body>\n<h1>lagwatch</h1>\n",
         "<p><a href=\"metrics\">metrics</a> · <a href=\"healthz\">healthz</a> · ",
         "<a href=\"readyz\">readyz</a></p>\n",
@@ -89,7 +116,18 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
         }
         html.push_str("</table>\n");
     }
-    html.push_str("</body></html>\n");
+    html.push_str("<h2>Statuses</h2>\n<table><tr><th>status</th><th>meaning</th></tr>\n");
+    let mut legend = Status::ALL;
+    legend.sort_by_key(|s| severity(*s));
+    for status in legend {
+        let name = status.as_str();
+        let _ = writeln!(
+            html,
+            "<tr><td class=\"{name}\">{name}</td><td>{}</td></tr>",
+            meaning(status)
+        );
+    }
+    html.push_str("</table>\n</body></html>\n");
     html
 }
 
@@ -151,6 +189,7 @@ mod tests {
                 group("<script>", Status::Warn, 30.0),
                 group("losing", Status::Evicting, 3000.0),
                 group("slow", Status::Warn, 90.0),
+                group("abandoned", Status::Inactive, 90_000.0),
             ],
         }));
         let down = ClusterState::new("dr");
@@ -159,11 +198,36 @@ mod tests {
         // Evicting first, then warn by time lag (90 s before 30 s), then ok.
         assert!(pos(">losing<") < pos(">slow<"));
         assert!(pos(">slow<") < pos("&lt;script&gt;"));
-        assert!(pos("&lt;script&gt;") < pos(">fine<"));
+        assert!(pos("&lt;script&gt;") < pos(">abandoned<"));
+        assert!(
+            pos(">abandoned<") < pos(">fine<"),
+            "inactive is never paged on: listed after warn, before ok, whatever its time lag"
+        );
         assert!(!html.contains("<script>"));
         assert!(html.contains("50m"), "time lag of 3000 s shown as 50m");
         assert!(html.contains("10m"), "eviction countdown shown");
         assert!(html.contains("class=\"down\">down: no data"));
         assert!(html.contains("5s ago"));
+    }
+
+    #[test]
+    fn legend_lists_every_status_in_page_order() {
+        let html = render(&[], SystemTime::UNIX_EPOCH);
+        let legend = &html[html.find("<h2>Statuses</h2>").expect("legend")..];
+        let order = [
+            "evicting", "stop", "stall", "rewind", "warn", "inactive", "ok",
+        ];
+        let positions: Vec<usize> = order
+            .iter()
+            .map(|name| {
+                let cell = format!("<td class=\"{name}\">{name}</td>");
+                legend
+                    .find(&cell)
+                    .unwrap_or_else(|| panic!("{name} in the legend"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|p| p[0] < p[1]), "{order:?}");
+        assert_eq!(order.len(), Status::ALL.len());
+        assert!(legend.contains("never paged"));
     }
 }

@@ -128,8 +128,9 @@ fn every_alert_has_severity_holddown_annotations_and_runbook() {
         assert!(seen.insert(n.clone()), "{n}: alert name used twice");
         let severity = a.str_at(&["labels", "severity"]);
         assert!(
-            matches!(severity, Some("page" | "ticket")),
-            "{n}: labels.severity must be page or ticket, is {severity:?}"
+            matches!(severity, Some("critical" | "warning")),
+            "{n}: labels.severity must be critical (pages) or warning (a ticket), the names \
+             kube-prometheus routes on; is {severity:?}"
         );
         let hold = a.str_at(&["for"]).unwrap_or("");
         assert!(
@@ -156,16 +157,19 @@ fn every_alert_has_severity_holddown_annotations_and_runbook() {
 fn the_promised_alerts_exist_with_their_severity() {
     let alerts = alerts();
     let expected = [
-        ("KafkaConsumerTimeLagHigh", "ticket"),
-        ("KafkaConsumerEvictionImminent", "page"),
-        ("KafkaConsumerMessagesEvicted", "page"),
-        ("KafkaConsumerStopped", "page"),
-        ("KafkaConsumerStalled", "ticket"),
-        ("KafkaConsumerRewind", "ticket"),
-        ("LagwatchKafkaDown", "page"),
-        ("LagwatchDataStale", "page"),
-        ("LagwatchAbsent", "page"),
-        ("LagwatchPollErrors", "ticket"),
+        ("KafkaConsumerTimeLagHigh", "warning"),
+        ("KafkaConsumerEvictionImminent", "critical"),
+        ("KafkaConsumerMessagesEvicted", "critical"),
+        ("KafkaConsumerInactiveMessagesEvicted", "warning"),
+        ("KafkaConsumerStopped", "critical"),
+        ("KafkaConsumerStalled", "warning"),
+        ("KafkaConsumerRewind", "warning"),
+        ("LagwatchKafkaDown", "critical"),
+        ("LagwatchDataStale", "critical"),
+        ("LagwatchTargetDown", "critical"),
+        ("LagwatchClusterAbsent", "critical"),
+        ("LagwatchAbsent", "critical"),
+        ("LagwatchPollErrors", "warning"),
     ];
     for (name, severity) in expected {
         let alert = alerts
@@ -176,6 +180,72 @@ fn the_promised_alerts_exist_with_their_severity() {
             alert.str_at(&["labels", "severity"]),
             Some(severity),
             "{name}"
+        );
+    }
+}
+
+/// `inactive` groups (abandoned) are never paged on: every critical consumer alert either leaves
+/// them out or reads a status that excludes `inactive` (a group has one status at a time).
+#[test]
+fn no_critical_consumer_alert_fires_for_an_inactive_group() {
+    const LEAVES_OUT_INACTIVE: &str = "unless on (cluster, group)\n\
+                                       max by (cluster, group) (kafka_consumergroup_status{status=\"inactive\"}) == 1";
+    let mut checked = 0;
+    for a in alerts() {
+        let expr = a.str_at(&["expr"]).unwrap_or("");
+        if a.str_at(&["labels", "severity"]) != Some("critical")
+            || !expr.contains("kafka_consumergroup_")
+        {
+            continue;
+        }
+        let one_other_status = expr.contains("kafka_consumergroup_status{status=\"")
+            && !expr.contains("status=\"inactive\"");
+        assert!(
+            expr.contains(LEAVES_OUT_INACTIVE) || one_other_status,
+            "{}: pages for inactive groups:\n{expr}",
+            a.name
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "only {checked} critical consumer alerts");
+}
+
+/// Thresholds are overridable without editing the rule file: each named recording rule is read
+/// by its alert, with the default as the fallback.
+#[test]
+fn thresholds_are_overridable_by_recording_rules() {
+    // (alert, recording rule, default)
+    let cases = [
+        (
+            "KafkaConsumerTimeLagHigh",
+            "lagwatch:time_lag_slo_seconds",
+            "+ 900",
+        ),
+        (
+            "KafkaConsumerEvictionImminent",
+            "lagwatch:eviction_warning_seconds",
+            "+ 3600",
+        ),
+        ("LagwatchDataStale", "lagwatch:stale_after_seconds", "+ 300"),
+        (
+            "LagwatchPollErrors",
+            "lagwatch:poll_error_ratio_max",
+            "+ 0.1",
+        ),
+    ];
+    let alerts = alerts();
+    for (name, record, default) in cases {
+        let alert = alerts
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("{name} is missing"));
+        let expr = alert.str_at(&["expr"]).unwrap_or("");
+        assert!(expr.contains(record), "{name} does not read {record}");
+        assert!(expr.contains(default), "{name} has no default {default}");
+        let doc = std::fs::read_to_string(root().join("docs/alerts.md")).expect("docs/alerts.md");
+        assert!(
+            doc.contains(record),
+            "docs/alerts.md does not explain {record}"
         );
     }
 }

@@ -252,7 +252,8 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
     let topic = unique("stuck");
     let group = unique("poison");
     broker.create_topic(&topic, 1, &[]);
-    broker.produce(&topic, 0, 10, None);
+    // Written 10 minutes ago: past the default status.min_time_lag (60 s).
+    broker.produce(&topic, 0, 10, Some(common::now_ms() - 10 * 60_000));
 
     // A live member that committed offset 2 once and never again (a poison message).
     let _member = broker.member(&group, &topic, Some(2));
@@ -283,6 +284,12 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
             .expect("stall")
             > 0.0
     );
+    assert!(
+        m.value("kafka_consumergroup_lag_seconds", &[("group", g)])
+            .expect("time lag")
+            >= 600.0,
+        "the gate passed on the time lag of the real record at the commit"
+    );
     let m = lw.wait_for(WAIT, "stop", |m| {
         m.value(
             "kafka_consumergroup_status",
@@ -293,6 +300,45 @@ fn a_live_group_whose_commits_never_move_stalls_then_stops() {
         m.value("kafka_consumergroup_commit_stall_seconds", &[("group", g)])
             .expect("stall")
             >= 8.0
+    );
+}
+
+#[test]
+fn a_frozen_commit_seconds_behind_is_not_a_stall() {
+    // The same live member and frozen commit, but the records were written just now: after a
+    // full window (3 polls) and past stop_after (5 s), the time lag is still under
+    // status.min_time_lag (60 s), so the group is neither `stall` nor `stop`.
+    let broker = kafka();
+    let topic = unique("fresh");
+    let group = unique("busy");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 10, None);
+    let _member = broker.member(&group, &topic, Some(2));
+    let lw = Lagwatch::start(&common::one_cluster_config(
+        broker,
+        &topic,
+        &group,
+        "status: { window: 3, stop_after: 5s }",
+    ));
+    let g = group.as_str();
+    let m = lw.wait_for(WAIT, "8 s of frozen commits", |m| {
+        m.value("kafka_consumergroup_commit_stall_seconds", &[("group", g)])
+            .is_some_and(|s| s >= 8.0)
+    });
+    let lag_seconds = m
+        .value("kafka_consumergroup_lag_seconds", &[("group", g)])
+        .expect("time lag");
+    assert!(lag_seconds < 60.0, "time lag {lag_seconds}");
+    assert_eq!(
+        m.value("kafka_consumergroup_lag_messages", &[("group", g)]),
+        Some(8.0)
+    );
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_status",
+            &[("group", g), ("status", "ok")]
+        ),
+        Some(1.0)
     );
 }
 

@@ -311,10 +311,11 @@ fn alerts_fire_in_alertmanager_and_dashboards_have_data() {
     main.commit(&late, &[(&expiring, 0, 3)]);
 
     // Scenario: stalled, then stopped. A live member committed once, behind, and never again.
+    // Its records are 10 minutes old, past the default status.min_time_lag (60 s).
     let stuck = unique("e2e-stuck");
     let poison = unique("e2e-poison");
     main.create_topic(&stuck, 1, &[]);
-    main.produce(&stuck, 0, 10, None);
+    main.produce(&stuck, 0, 10, Some(common::now_ms() - 10 * 60_000));
     let member = main.member(&poison, &stuck, Some(2));
 
     // Scenario: rewind. A commit that moves backwards by 10.
@@ -448,6 +449,18 @@ clusters:
     alerts.wait_for("KafkaConsumerStalled", "main", &poison, timeout);
     alerts.wait_for("KafkaConsumerStopped", "main", &poison, timeout);
 
+    // The workload's healthy group, consuming records as they come, is `ok` on the `/` page at
+    // every look.
+    for _ in 0..5 {
+        let (code, page) = common::http_get(([127, 0, 0, 1], lagwatch.port).into(), "/");
+        assert_eq!(code, 200);
+        assert!(
+            page.contains("<td>demo-healthy</td><td class=\"ok\">ok</td>"),
+            "demo-healthy is not ok on the / page:\n{page}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+
     // Every dashboard query returns data from Prometheus.
     let queries = dashboard_queries();
     assert!(!queries.is_empty(), "dashboards have queries");
@@ -497,7 +510,14 @@ clusters:
         "only the dead cluster is down: {seen:?}"
     );
 
-    drop(member);
+    // lagwatch itself dies. Prometheus keeps its target (up 0): every cluster it reported pages
+    // by name, the dead exporter and the absent cluster.
     drop(lagwatch);
+    for cluster in ["main", "second"] {
+        alerts.wait_for("LagwatchTargetDown", cluster, "", timeout);
+        alerts.wait_for("LagwatchClusterAbsent", cluster, "", timeout);
+    }
+
+    drop(member);
     drop(main);
 }

@@ -492,8 +492,10 @@ fn scenario_record_ms(offset: i64) -> i64 {
 /// snapshot; returns cluster `lab` as the daemon serves it after the last poll, and the events
 /// the polls logged.
 fn scenario() -> (ClusterState, Vec<Event>) {
+    // `lagging` is 57 s behind after the last poll: a 30 s time-lag gate keeps it `warn`.
     let mut analytics = ClusterAnalytics::new(AnalyticsSettings {
         window: 3,
+        min_time_lag: Duration::from_secs(30),
         ..AnalyticsSettings::default()
     });
     let mut lab = ClusterState::new("lab");

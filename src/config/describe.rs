@@ -47,6 +47,8 @@ impl Config {
         writeln!(out, "  allowed_lag: {}", status.allowed_lag)?;
         writeln!(out, "  stop_after: {}", d(status.stop_after))?;
         writeln!(out, "  eviction_warning: {}", d(status.eviction_warning))?;
+        writeln!(out, "  min_time_lag: {}", d(status.min_time_lag))?;
+        writeln!(out, "  inactive_after: {}", d(status.inactive_after))?;
         writeln!(out, "compat: [{}]", compat.join(", "))?;
         writeln!(out, "web_config_file: {web_config_file}")?;
         writeln!(out, "shard:")?;

@@ -101,7 +101,7 @@ impl Default for TimeLagConfig {
 #[serde(
     default,
     deny_unknown_fields,
-    expecting = "a mapping with window, allowed_lag, stop_after and eviction_warning"
+    expecting = "a mapping with window, allowed_lag, stop_after, eviction_warning, min_time_lag and inactive_after"
 )]
 pub struct StatusConfig {
     /// Successful observations per partition the rules look at; at least 2.
@@ -114,6 +114,12 @@ pub struct StatusConfig {
     /// Time to eviction under which a behind partition is `evicting` (capped at retention / 4).
     #[serde(deserialize_with = "de_duration")]
     pub eviction_warning: Duration,
+    /// Time lag below which a partition is never `warn` or `stall`; 0s lifts the gate.
+    #[serde(deserialize_with = "de_duration")]
+    pub min_time_lag: Duration,
+    /// Commits frozen this long on a member-less group make it `inactive`; 0s: never.
+    #[serde(deserialize_with = "de_duration")]
+    pub inactive_after: Duration,
 }
 
 impl Default for StatusConfig {
@@ -132,6 +138,8 @@ fn analytics_defaults() -> (TimeLagConfig, StatusConfig) {
         allowed_lag,
         stop_after,
         eviction_warning,
+        min_time_lag,
+        inactive_after,
         timestamp_cache: _,
     } = AnalyticsSettings::DEFAULT;
     (
@@ -144,6 +152,8 @@ fn analytics_defaults() -> (TimeLagConfig, StatusConfig) {
             allowed_lag,
             stop_after,
             eviction_warning,
+            min_time_lag,
+            inactive_after,
         },
     )
 }

@@ -107,6 +107,8 @@ fn assert_defaults(config: &Config) {
             allowed_lag: 0,
             stop_after: Duration::from_secs(900),
             eviction_warning: Duration::from_secs(3600),
+            min_time_lag: Duration::from_secs(60),
+            inactive_after: Duration::from_secs(86_400),
         }
     );
     assert_eq!(config.compat, vec![]);
@@ -139,11 +141,40 @@ fn minimal_and_bare_files_get_the_defaults() {
     }
 }
 
+/// The group excludes of `config/example.yaml`: groups command-line tools create for one run.
+const THROWAWAY_GROUPS: [&str; 6] = [
+    "^console-consumer-",
+    "^console-share-consumer",
+    "^perf-consumer-",
+    "^kcat",
+    "^kafkacat",
+    "^kafka-python-",
+];
+
 #[test]
-fn example_file_shows_exactly_the_defaults() {
-    let config = Config::load(Path::new(EXAMPLE)).unwrap();
+fn example_file_shows_the_defaults_and_excludes_throwaway_groups() {
+    let mut config = Config::load(Path::new(EXAMPLE)).unwrap();
+    let groups = &config.clusters[0].groups;
+    assert_eq!(patterns(&groups.exclude), THROWAWAY_GROUPS);
+    // (group id, monitored, why)
+    #[rustfmt::skip]
+    let cases = [
+        ("console-consumer-48213", false, "1: kafka-console-consumer.sh without --group"),
+        ("console-share-consumer", false, "2: kafka-console-share-consumer.sh"),
+        ("perf-consumer-7781", false, "3: kafka-consumer-perf-test.sh"),
+        ("kcat", false, "4: kcat -G kcat"),
+        ("kafkacat-debug", false, "5: the tool's old name"),
+        ("kafka-python-2.0.2", false, "6: a kafka-python script's default-looking id"),
+        ("payments", true, "7: an application"),
+        ("orders-console-consumer-bridge", true, "8: anchored: the words inside a real name"),
+    ];
+    for (group, monitored, why) in cases {
+        assert_eq!(groups.matches(group), monitored, "{why}");
+    }
+    // Everything else is the default: with the excludes put back to [], every effective
+    // setting, not only those pinned by `assert_defaults`, equals what the code fills in.
+    config.clusters[0].groups.exclude.clear();
     assert_defaults(&config);
-    // Every effective setting, not only those pinned above, equals what the code fills in.
     let bare = parse_in(&yaml("", ""), &[], None).unwrap();
     assert_eq!(config.describe(), bare.describe());
 }

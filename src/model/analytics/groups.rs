@@ -12,7 +12,9 @@ use super::history::HeadHistory;
 use super::risk::{evicted_messages, eviction_risk};
 use super::settings::AnalyticsSettings;
 use super::skew::commit_stall_seconds;
-use super::status::{group_status, partition_status, PartitionFacts, Status, StatusRules};
+use super::status::{
+    group_status, is_inactive, partition_status, PartitionFacts, Status, StatusRules,
+};
 use super::timestamps::{first_readable, oldest_unread, OldestUnread, TimestampCache};
 use super::window::{Observation, PartitionWindow};
 use crate::model::lag::partition_lag;
@@ -47,6 +49,8 @@ impl GroupWalk<'_> {
         let mut windows = Vec::with_capacity(previous.len());
         let mut status = Status::Ok;
         let mut uncommitted = 0u32;
+        // The least time since any partition's C last changed, for rule 1 (`inactive`).
+        let mut frozen_seconds: Option<f64> = None;
         // Both `previous` and the runs are sorted by topic name, so the match of a run is usually
         // where the last one left off.
         let mut cursor = 0;
@@ -69,7 +73,8 @@ impl GroupWalk<'_> {
                     partitions: mem::take(&mut t.partitions),
                 })
             });
-            let (report, state, topic_status) = self.topic(group, ti, topic, commits, old);
+            let (report, state, topic_status, topic_frozen) =
+                self.topic(group, ti, topic, commits, old);
             // Partitions whose offsets were not read this poll count as uncommitted too.
             let committed = report.partitions.len();
             uncommitted +=
@@ -78,8 +83,12 @@ impl GroupWalk<'_> {
                 continue;
             }
             status = group_status([status, topic_status]);
+            frozen_seconds = Some(frozen_seconds.map_or(topic_frozen, |f| f.min(topic_frozen)));
             out_topics.push(report);
             windows.push(state);
+        }
+        if is_inactive(group.members, frozen_seconds, self.rules) {
+            status = Status::Inactive;
         }
         let report = GroupReport::from_topics(
             group.id.clone(),
@@ -92,7 +101,8 @@ impl GroupWalk<'_> {
         (report, windows)
     }
 
-    /// `ti` is the index of `topic` in the snapshot.
+    /// `ti` is the index of `topic` in the snapshot. Also returns the least time, in seconds,
+    /// since the C of one of its partitions last changed (infinite without partitions).
     fn topic(
         &mut self,
         group: &GroupSnapshot,
@@ -100,7 +110,7 @@ impl GroupWalk<'_> {
         topic: &TopicSnapshot,
         commits: &[CommittedOffset],
         previous: Option<TopicWindows>,
-    ) -> (GroupTopicReport, TopicWindows, Status) {
+    ) -> (GroupTopicReport, TopicWindows, Status, f64) {
         let mut state = previous.unwrap_or_else(|| TopicWindows {
             topic: topic.name.clone(),
             rewinds_total: 0,
@@ -111,6 +121,7 @@ impl GroupWalk<'_> {
         let retention = self.retentions.get(ti).copied().flatten();
         let mut partitions = Vec::with_capacity(commits.len());
         let mut status = Status::Ok;
+        let mut frozen_seconds = f64::INFINITY;
         let old = &state.partitions;
         self.windows.clear();
         // Old windows are sorted by partition like the commits: usually the next one matches.
@@ -201,8 +212,10 @@ impl GroupWalk<'_> {
                 eviction_seconds: risk.eviction_seconds,
                 retention,
                 commit_stall_seconds: stall,
+                lag_seconds,
             };
             status = group_status([status, partition_status(&facts, self.rules)]);
+            frozen_seconds = frozen_seconds.min(window.committed_frozen_seconds(self.now_ms));
             self.windows.push(window);
             partitions.push(GroupPartitionReport {
                 partition: commit.partition,
@@ -225,7 +238,7 @@ impl GroupWalk<'_> {
             (state.rewinds_total, state.rewound_messages_total),
             partitions,
         );
-        (report, state, status)
+        (report, state, status, frozen_seconds)
     }
 }
 

@@ -19,6 +19,12 @@ pub struct AnalyticsSettings {
     /// `status.eviction_warning`: `evicting` once time to eviction drops below
     /// min(this, retention / 4).
     pub eviction_warning: Duration,
+    /// `status.min_time_lag`: `warn`, `stall` and a stall's escalation to `stop` need the
+    /// partition's time lag at or above this; 0 lifts the gate.
+    pub min_time_lag: Duration,
+    /// `status.inactive_after`: a member-less group none of whose commits moved for this long is
+    /// `inactive`; 0 turns the rule off.
+    pub inactive_after: Duration,
     /// Entries of the exact-read timestamp cache kept after a poll (it may hold one poll's reads
     /// more while the poll runs).
     pub timestamp_cache: usize,
@@ -36,6 +42,8 @@ impl AnalyticsSettings {
         allowed_lag: 0,
         stop_after: Duration::from_secs(15 * 60),
         eviction_warning: Duration::from_secs(60 * 60),
+        min_time_lag: Duration::from_secs(60),
+        inactive_after: Duration::from_secs(24 * 60 * 60),
         timestamp_cache: 100_000,
     };
 }

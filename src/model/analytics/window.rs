@@ -8,7 +8,8 @@
 //! why `status.window` is at most 65,534.
 //!
 //! Memory: [`PartitionWindow`] is 48 bytes (`size_of`, checked by a test), so 1,000,000
-//! group-partitions take 48 MB.
+//! group-partitions take 48 MB. `committed_since_s` is whole seconds in a `u32` so that it fits
+//! in the padding beside `partition`.
 
 use super::skew::rewound_messages;
 
@@ -19,6 +20,9 @@ pub const NEVER: u16 = u16::MAX;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PartitionWindow {
     pub partition: i32,
+    /// When C last changed (either way), whole seconds since the epoch (a `u32` lasts until
+    /// 2106); the first observation when it never did, for the same reason as `stall_since_ms`.
+    pub committed_since_s: u32,
     /// C at the last observation.
     pub committed: i64,
     /// Offset lag at the last observation.
@@ -62,6 +66,7 @@ impl PartitionWindow {
     pub fn first(partition: i32, obs: &Observation) -> Self {
         PartitionWindow {
             partition,
+            committed_since_s: epoch_seconds(obs.observed_ms),
             committed: obs.committed,
             lag_messages: obs.lag_messages,
             stall_since_ms: obs.observed_ms,
@@ -107,6 +112,9 @@ impl PartitionWindow {
         self.lag_unchanged = run(self.lag_unchanged, obs.lag_messages == self.lag_messages);
         self.since_rewind = since(self.since_rewind, rewound.is_some());
         self.since_advance = since(self.since_advance, advanced);
+        if obs.committed != self.committed {
+            self.committed_since_s = epoch_seconds(obs.observed_ms);
+        }
         if obs.behind && (advanced || !self.behind) {
             self.stall_since_ms = obs.observed_ms;
         }
@@ -122,6 +130,11 @@ impl PartitionWindow {
         let due = evicted_messages > 0 && !self.evicted_logged;
         self.evicted_logged = evicted_messages > 0;
         due
+    }
+
+    /// Seconds from the last change of C (or the first observation) to `now_ms`, ≥ 0.
+    pub fn committed_frozen_seconds(&self, now_ms: i64) -> f64 {
+        (now_ms as f64 / 1000.0 - f64::from(self.committed_since_s)).max(0.0)
     }
 
     /// C was the same at each of the last `w` observations (needs `w` of them).
@@ -150,6 +163,11 @@ impl PartitionWindow {
     pub fn lag_rising_across(&self, w: u16) -> bool {
         self.lag_not_decreasing >= w && self.lag_unchanged < w
     }
+}
+
+/// Whole seconds since the epoch, clamped to what a `u32` holds.
+fn epoch_seconds(ms: i64) -> u32 {
+    u32::try_from(ms.div_euclid(1000).max(0)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -246,19 +264,23 @@ mod tests {
     }
 
     #[test]
-    fn stall_since_moves_when_c_advances_or_the_partition_falls_behind() {
-        // (observations (C, lag), expected stall_since_ms, why); observations are 1 s apart.
-        type Case<'a> = (&'a [(i64, i64)], i64, &'a str);
+    fn stall_since_and_committed_since_follow_c() {
+        // (observations (C, lag), expected stall_since_ms, seconds C frozen at 10 s, why);
+        // observations are 1 s apart from 0. stall_since moves when C advances or the partition
+        // falls behind; committed_since whenever C changes, either way.
+        type Case<'a> = (&'a [(i64, i64)], i64, f64, &'a str);
         #[rustfmt::skip]
         let cases: [Case; 4] = [
-            (&[(5, 3), (5, 4), (5, 5)], 0, "1: behind from the start, C frozen: since the first"),
-            (&[(5, 3), (6, 4), (6, 5)], 1_000, "2: C advanced at 1 s"),
-            (&[(5, 0), (5, 0), (5, 2)], 2_000, "3: caught up until 2 s, then behind"),
-            (&[(9, 3), (4, 8), (4, 9)], 0, "4: a rewind is not an advance"),
+            (&[(5, 3), (5, 4), (5, 5)], 0, 10.0, "1: behind from the start, C frozen: since the first"),
+            (&[(5, 3), (6, 4), (6, 5)], 1_000, 9.0, "2: C advanced at 1 s"),
+            (&[(5, 0), (5, 0), (5, 2)], 2_000, 10.0, "3: behind from 2 s on: C did not move"),
+            (&[(9, 3), (4, 8), (4, 9)], 0, 9.0, "4: a rewind is a move of C, not an advance"),
         ];
-        for (observations, want, why) in cases {
+        for (observations, stall_since, frozen, why) in cases {
             let with_members: Vec<_> = observations.iter().map(|&(c, l)| (c, l, Some(1))).collect();
-            assert_eq!(feed(&with_members).0.stall_since_ms, want, "{why}");
+            let (w, _) = feed(&with_members);
+            assert_eq!(w.stall_since_ms, stall_since, "{why}");
+            assert_eq!(w.committed_frozen_seconds(10_000), frozen, "{why}");
         }
     }
 
