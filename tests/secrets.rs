@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::kafka_cluster::CLIENT_USER;
-use common::{kafka, unique, KafkaCluster, LagwatchProcess, Listener};
+use common::{assert_no_secret, kafka, unique, KafkaCluster, LagwatchProcess, Listener};
 
 const PASSWORD_VAR: &str = "LAGWATCH_TEST_SCRAM_PASSWORD";
 const KEY_PASSWORD: &str = "k3y-pass-7e1f9a";
@@ -114,18 +114,6 @@ fn config_yaml(broker: &KafkaCluster, dir: &Path, topic: &str, group: &str) -> S
     yaml
 }
 
-fn assert_no_secret(what: &str, text: &str, secrets: &[String]) {
-    for (n, line) in text.lines().enumerate() {
-        for secret in secrets {
-            assert!(
-                !line.contains(secret.as_str()),
-                "{what} line {} shows a secret: {line}",
-                n + 1
-            );
-        }
-    }
-}
-
 #[test]
 fn lagwatch_reads_lag_with_secrets_from_env_and_files_and_never_shows_them() {
     let broker = kafka();
@@ -165,19 +153,8 @@ fn lagwatch_reads_lag_with_secrets_from_env_and_files_and_never_shows_them() {
     // check-config resolves the same secrets and shows each only as <redacted>.
     let config = dir.join("lagwatch.yaml");
     std::fs::write(&config, &yaml).expect("config");
-    let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
-        .args(["check-config", "--config"])
-        .arg(&config)
-        .env(PASSWORD_VAR, CLIENT_USER.1)
-        .env("RUST_LOG", "trace")
-        .output()
-        .expect("run lagwatch check-config");
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{shown}");
+    let (code, shown) = common::check_config(&config, &[(PASSWORD_VAR, CLIENT_USER.1)]);
+    assert_eq!(code, Some(0), "{shown}");
     for property in ["ssl.key.pem", "ssl.key.password", "sasl.password"] {
         assert!(
             shown

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Statistics;
 
 /// Cumulative requests per broker label: the node id, or `bootstrap` for bootstrap connections.
@@ -108,7 +109,16 @@ impl ClientContext for StatsContext {
     }
 
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        tracing::warn!(cluster = self.cluster.as_str(), %error, "librdkafka: {reason}");
+        let cluster = self.cluster.as_str();
+        // A refused SASL login (bad credentials, a token the broker rejects) or a token
+        // librdkafka could not get or would not send: the cluster stays down until the
+        // credentials change, so it is an error of its own, with librdkafka's cause (the
+        // broker's or the token endpoint's words, never the credentials themselves).
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication) {
+            tracing::error!(cluster, cause = reason, "Kafka authentication failed");
+        } else {
+            tracing::warn!(cluster, %error, "librdkafka: {reason}");
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 //! Apache Kafka test clusters: KRaft nodes (combined broker + controller) started from the
 //! artifacts `.ci/install-kafka` resolves (the version is pinned in `.ci/kafka/pom.xml`), on free
 //! loopback ports, with PLAINTEXT, SSL (client certificates required) and SASL_SSL
-//! (SCRAM-SHA-512) listeners, and the ACL authorizer on request.
+//! (SCRAM-SHA-512) listeners, and on request the ACL authorizer and a SASL_PLAINTEXT listener
+//! whose brokers validate OAUTHBEARER JWTs against a JWKS endpoint.
 //!
 //! Every JVM is tied to the test process: it is spawned by one long-lived thread with
 //! `PR_SET_PDEATHSIG`, so it dies with the process however the process ends, and an exit handler
@@ -34,6 +35,11 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub const ADMIN_USER: (&str, &str) = ("admin", "admin-secret");
 pub const CLIENT_USER: (&str, &str) = ("lagwatch", "lagwatch-secret");
 
+/// The audience (`aud`) and issuer (`iss`) the OAUTHBEARER listener requires of a JWT (Kafka 4
+/// refuses to start a JWT validator that checks no audience).
+pub const OAUTH_AUDIENCE: &str = "lagwatch-test-cluster";
+pub const OAUTH_ISSUER: &str = "lagwatch-test-idp";
+
 /// What kind of cluster to start.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterSpec {
@@ -45,6 +51,12 @@ pub struct ClusterSpec {
     /// PLAINTEXT port of node 1 (node N gets this + N - 1); None: free ports. For the demo,
     /// whose configuration names its bootstrap server.
     pub first_port: Option<u16>,
+    /// Adds a SASL_PLAINTEXT listener ([`Listener::OauthBearer`]) taking OAUTHBEARER only, whose
+    /// brokers validate JWTs with `OAuthBearerValidatorCallbackHandler` against the JWKS served
+    /// at `http://127.0.0.1:{port}/jwks` (which must answer before the cluster starts: brokers
+    /// read it at start). The JVMs allow exactly that URL
+    /// (`org.apache.kafka.sasl.oauthbearer.allowed.urls`), as Kafka 4 requires.
+    pub oauthbearer_jwks_port: Option<u16>,
 }
 
 impl Default for ClusterSpec {
@@ -53,6 +65,7 @@ impl Default for ClusterSpec {
             nodes: 1,
             acls: false,
             first_port: None,
+            oauthbearer_jwks_port: None,
         }
     }
 }
@@ -63,6 +76,8 @@ pub enum Listener {
     Plaintext,
     Ssl,
     SaslSsl,
+    /// SASL_PLAINTEXT with OAUTHBEARER, validated against a JWKS (`oauthbearer_jwks_port`).
+    OauthBearer,
 }
 
 /// The test CA and the certificates it signed (PEM files).
@@ -80,6 +95,8 @@ struct Node {
     plaintext: u16,
     ssl: u16,
     sasl_ssl: u16,
+    /// The OAUTHBEARER listener's port, when the spec asks for one.
+    oauth: Option<u16>,
     controller: u16,
     child: Option<Child>,
 }
@@ -119,6 +136,7 @@ impl KafkaCluster {
                     .map_or_else(free_port, |p| p + id as u16 - 1),
                 ssl: free_port(),
                 sasl_ssl: free_port(),
+                oauth: spec.oauthbearer_jwks_port.map(|_| free_port()),
                 controller: free_port(),
                 child: None,
             })
@@ -179,6 +197,9 @@ impl KafkaCluster {
                     Listener::Plaintext => n.plaintext,
                     Listener::Ssl => n.ssl,
                     Listener::SaslSsl => n.sasl_ssl,
+                    Listener::OauthBearer => n
+                        .oauth
+                        .expect("the cluster was started with oauthbearer_jwks_port"),
                 };
                 format!("127.0.0.1:{port}")
             })
@@ -210,6 +231,11 @@ impl KafkaCluster {
                 p.push(("sasl.mechanism".into(), "SCRAM-SHA-512".into()));
                 p.push(("sasl.username".into(), ADMIN_USER.0.into()));
                 p.push(("sasl.password".into(), ADMIN_USER.1.into()));
+            }
+            // The token source (OIDC endpoint, refresh hook) is the test's to choose.
+            Listener::OauthBearer => {
+                p.push(("security.protocol".into(), "sasl_plaintext".into()));
+                p.push(("sasl.mechanism".into(), "OAUTHBEARER".into()));
             }
         }
         p
@@ -325,9 +351,14 @@ impl KafkaCluster {
             .open(node.dir.join("stdout.log"))
             .expect("node stdout log");
         let mut command = java();
+        command.args([NODE_HEAP, "-Xms128m"]).args(JVM_OPTIONS);
+        if let Some(port) = self.spec.oauthbearer_jwks_port {
+            command.arg(format!(
+                "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={}",
+                jwks_url(port)
+            ));
+        }
         command
-            .args([NODE_HEAP, "-Xms128m"])
-            .args(JVM_OPTIONS)
             .arg(format!("-Dkafka.logs.dir={}", node.dir.display()))
             .arg(format!("-Dlog4j2.configurationFile={}", log4j.display()))
             .arg("-cp")
@@ -520,6 +551,41 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
         keystore = keystore.display(),
         ca = tls.ca.display(),
     );
+    if let (Some(jwks), Some(port)) = (spec.oauthbearer_jwks_port, node.oauth) {
+        p = p
+            .replacen(
+                &format!(",CONTROLLER://127.0.0.1:{}", node.controller),
+                &format!(
+                    ",OAUTH://127.0.0.1:{port},CONTROLLER://127.0.0.1:{}",
+                    node.controller
+                ),
+                1,
+            )
+            .replacen(
+                &format!("SASL_SSL://127.0.0.1:{}\n", node.sasl_ssl),
+                &format!(
+                    "SASL_SSL://127.0.0.1:{},OAUTH://127.0.0.1:{port}\n",
+                    node.sasl_ssl
+                ),
+                1,
+            )
+            .replacen(
+                ",CONTROLLER:PLAINTEXT",
+                ",OAUTH:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+                1,
+            );
+        let _ = write!(
+            p,
+            "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.oauth.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;
+listener.name.oauth.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+listener.name.oauth.oauthbearer.sasl.oauthbearer.jwks.endpoint.url={}
+listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.audience={OAUTH_AUDIENCE}
+listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer={OAUTH_ISSUER}
+",
+            jwks_url(jwks)
+        );
+    }
     if spec.acls {
         p.push_str(
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n",
@@ -527,6 +593,11 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
         let _ = writeln!(p, "super.users=User:ANONYMOUS;User:{}", ADMIN_USER.0);
     }
     p
+}
+
+/// Where brokers with an OAUTHBEARER listener read their JWKS.
+pub fn jwks_url(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/jwks")
 }
 
 fn format_storage(kafka: &Path, cluster_dir: &Path, node: &Node, cluster_id: &str) {

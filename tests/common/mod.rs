@@ -676,3 +676,34 @@ impl Drop for Member {
         }
     }
 }
+
+/// Runs `lagwatch check-config` on `config` with `env` added (and `RUST_LOG=trace`, its most
+/// verbose); returns its exit code and everything it printed.
+pub fn check_config(config: &std::path::Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+        .args(["check-config", "--config"])
+        .arg(config)
+        .envs(env.iter().copied())
+        .env("RUST_LOG", "trace")
+        .output()
+        .expect("run lagwatch check-config");
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), shown)
+}
+
+/// Fails naming the line of `text` that shows any of `secrets`.
+pub fn assert_no_secret(what: &str, text: &str, secrets: &[impl AsRef<str>]) {
+    for (n, line) in text.lines().enumerate() {
+        for secret in secrets {
+            assert!(
+                !line.contains(secret.as_ref()),
+                "{what} line {} shows a secret: {line}",
+                n + 1
+            );
+        }
+    }
+}

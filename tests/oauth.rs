@@ -1,0 +1,351 @@
+//! OAUTHBEARER with OIDC client credentials against Apache Kafka's JWT validation: the test
+//! serves an OAuth token endpoint and a JWKS on a loopback port, the brokers' OAUTHBEARER
+//! listener validates tokens with `OAuthBearerValidatorCallbackHandler` against that JWKS, and
+//! the `lagwatch` process gets its tokens from the endpoint with `sasl.oauthbearer.method: oidc`
+//! (librdkafka with libcurl). A token signed by the right key gives exact lag; a token signed by
+//! another key is refused by the broker and an expired one before it is sent: both clusters are
+//! down (`lagwatch_kafka_up` 0) with the cause in the log. The client secret and the tokens
+//! appear in no log line and not in `check-config` output.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use common::kafka_cluster::{OAUTH_AUDIENCE, OAUTH_ISSUER};
+use common::{assert_no_secret, unique, ClusterSpec, KafkaCluster, LagwatchProcess, Listener};
+
+const CLIENT_ID: &str = "lagwatch-monitor";
+const CLIENT_SECRET: &str = "oidc-s3cret-4f1c9e27";
+const SECRET_VAR: &str = "LAGWATCH_TEST_OIDC_SECRET";
+const KID: &str = "lagwatch-test-key";
+
+/// An RSA key made by openssl, and its public half as a JWK.
+struct SigningKey {
+    pem: std::path::PathBuf,
+    jwk: serde_json::Value,
+}
+
+fn openssl(args: &[&str], dir: &Path, stdin: Option<&[u8]>) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl is installed by .ci/setup");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.unwrap_or_default()).expect("write");
+    drop(input);
+    let out = child.wait_with_output().expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn signing_key(dir: &Path, name: &str) -> SigningKey {
+    let file = format!("{name}.pem");
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            &file,
+        ],
+        dir,
+        None,
+    );
+    let modulus = String::from_utf8(openssl(
+        &["rsa", "-in", &file, "-noout", "-modulus"],
+        dir,
+        None,
+    ))
+    .expect("modulus");
+    let hex = modulus.trim().trim_start_matches("Modulus=");
+    let n: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex modulus"))
+        .collect();
+    assert_eq!(n.len(), 256, "a 2048-bit modulus");
+    SigningKey {
+        pem: dir.join(file),
+        jwk: serde_json::json!({
+            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": KID,
+            "n": URL_SAFE_NO_PAD.encode(&n), "e": "AQAB",
+        }),
+    }
+}
+
+/// An RS256 JWT for subject `lagwatch`, valid from `iat` to `exp` (seconds since the epoch).
+fn jwt(key: &SigningKey, dir: &Path, iat: u64, exp: u64) -> String {
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": KID});
+    let claims = serde_json::json!({
+        "sub": "lagwatch", "iss": OAUTH_ISSUER, "aud": OAUTH_AUDIENCE, "iat": iat, "exp": exp, "scope": "kafka",
+    });
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let key = key.pem.display().to_string();
+    let signature = openssl(
+        &["dgst", "-sha256", "-sign", &key],
+        dir,
+        Some(signing_input.as_bytes()),
+    );
+    assert_eq!(signature.len(), 256);
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))
+}
+
+/// The identity provider: `GET /jwks` serves the trusted key; `POST /token/NAME` answers a
+/// client-credentials grant with the token `NAME`, when the client authenticates with
+/// `CLIENT_ID` and `CLIENT_SECRET` (HTTP basic), else 401. Counts token requests per name.
+struct IdentityProvider {
+    port: u16,
+    grants: Arc<Mutex<HashMap<String, usize>>>,
+}
+
+impl IdentityProvider {
+    fn start(jwks: serde_json::Value, tokens: HashMap<String, String>) -> IdentityProvider {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let grants = Arc::new(Mutex::new(HashMap::new()));
+        let counted = grants.clone();
+        let jwks = jwks.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (jwks, tokens, counted) = (jwks.clone(), tokens.clone(), counted.clone());
+                std::thread::spawn(move || serve(stream, &jwks, &tokens, &counted));
+            }
+        });
+        IdentityProvider { port, grants }
+    }
+
+    fn token_url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/token/{name}", self.port)
+    }
+
+    fn grants(&self, name: &str) -> usize {
+        let grants = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        grants.get(name).copied().unwrap_or(0)
+    }
+}
+
+fn serve(
+    stream: TcpStream,
+    jwks: &str,
+    tokens: &HashMap<String, String>,
+    grants: &Mutex<HashMap<String, usize>>,
+) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).is_err() {
+        return;
+    }
+    let mut headers = HashMap::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let length: usize = headers
+        .get("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    let _ = reader.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body);
+    let mut parts = request_line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let expected_auth = format!(
+        "Basic {}",
+        STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    let (status, answer) = match (method, path.strip_prefix("/token/")) {
+        ("GET", _) if path == "/jwks" => ("200 OK", jwks.to_string()),
+        ("POST", Some(name))
+            if headers.get("authorization") == Some(&expected_auth)
+                && body.contains("grant_type=client_credentials") =>
+        {
+            match tokens.get(name) {
+                Some(token) => {
+                    *grants
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .entry(name.to_string())
+                        .or_insert(0) += 1;
+                    (
+                        "200 OK",
+                        serde_json::json!({
+                            "access_token": token, "token_type": "Bearer", "expires_in": 3600,
+                        })
+                        .to_string(),
+                    )
+                }
+                None => ("404 Not Found", "{}".to_string()),
+            }
+        }
+        ("POST", Some(_)) => (
+            "401 Unauthorized",
+            r#"{"error":"invalid_client"}"#.to_string(),
+        ),
+        _ => ("404 Not Found", "{}".to_string()),
+    };
+    let mut stream = reader.into_inner();
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    );
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[test]
+fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authentication_errors() {
+    let dir = std::env::temp_dir().join(unique("oidc"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let trusted = signing_key(&dir, "trusted");
+    let untrusted = signing_key(&dir, "untrusted");
+    let now = now();
+    let good = jwt(&trusted, &dir, now, now + 3600);
+    let tokens = HashMap::from([
+        ("good".to_string(), good.clone()),
+        (
+            "wrong-key".to_string(),
+            jwt(&untrusted, &dir, now, now + 3600),
+        ),
+        (
+            "expired".to_string(),
+            jwt(&trusted, &dir, now - 7200, now - 3600),
+        ),
+    ]);
+    let idp = IdentityProvider::start(serde_json::json!({ "keys": [trusted.jwk] }), tokens);
+
+    let broker = KafkaCluster::start(ClusterSpec {
+        oauthbearer_jwks_port: Some(idp.port),
+        ..ClusterSpec::default()
+    });
+    let topic = unique("oidc");
+    let group = unique("oidc-reader");
+    broker.create_topic(&topic, 1, &[]);
+    broker.produce(&topic, 0, 20, None);
+    broker.commit(&group, &[(&topic, 0, 8)]);
+
+    let cluster = |name: &str, token: &str| {
+        format!(
+            "  - name: {name}
+    bootstrap_servers: \"{bootstrap}\"
+    kafka:
+      security.protocol: sasl_plaintext
+      sasl.mechanism: OAUTHBEARER
+      sasl.oauthbearer.method: oidc
+      sasl.oauthbearer.client.id: {CLIENT_ID}
+      sasl.oauthbearer.client.secret: {{env: {SECRET_VAR}}}
+      sasl.oauthbearer.token.endpoint.url: \"{url}\"
+      sasl.oauthbearer.scope: kafka
+    topics: {{ include: [\"^{topic}$\"] }}
+    groups: {{ include: [\"^{group}$\"] }}
+",
+            bootstrap = broker.bootstrap_for(Listener::OauthBearer),
+            url = idp.token_url(token),
+        )
+    };
+    let yaml = format!(
+        "poll_interval: 1s\nclusters:\n{}{}{}",
+        cluster("oidc", "good"),
+        cluster("oidc-wrong-key", "wrong-key"),
+        cluster("oidc-expired", "expired")
+    );
+    let secrets = [CLIENT_SECRET, good.as_str()];
+    let env = [(SECRET_VAR, CLIENT_SECRET), ("RUST_LOG", "trace")];
+    let lw = LagwatchProcess::start_with_env(&yaml, &env);
+    // 20 produced, 8 committed.
+    common::assert_lag_on_every_cluster(|| lw.metrics(), &["oidc"], &group, 12.0);
+    assert!(idp.grants("good") >= 1, "lagwatch fetched its token");
+
+    // Both bad tokens were fetched, and neither cluster is up after several polls.
+    let m = lw.wait_for(
+        Duration::from_secs(60),
+        "the bad-token clusters polled and down",
+        |m| {
+            ["oidc-wrong-key", "oidc-expired"].iter().all(|c| {
+                m.value("lagwatch_kafka_up", &[("cluster", c)]) == Some(0.0)
+                    && m.sum("lagwatch_poll_errors_total", &[("cluster", c)]) >= 2.0
+            }) && idp.grants("wrong-key") >= 1
+                && idp.grants("expired") >= 1
+        },
+    );
+    for c in ["oidc-wrong-key", "oidc-expired"] {
+        assert_eq!(
+            m.value(
+                "kafka_consumergroup_lag_messages",
+                &[("cluster", c), ("group", &group)]
+            ),
+            None,
+            "{c} has no lag series"
+        );
+    }
+    let log = lw.log_text();
+    let auth_failure = |cluster: &str, cause: &str| {
+        log.lines().any(|l| {
+            l.contains("Kafka authentication failed")
+                && l.contains(&format!("\"cluster\":\"{cluster}\""))
+                && l.contains(cause)
+        })
+    };
+    for line in log
+        .lines()
+        .filter(|l| l.contains("Kafka authentication failed"))
+        .take(4)
+    {
+        eprintln!("{line}");
+    }
+    // The broker refuses the token signed by a key its JWKS does not hold.
+    assert!(
+        auth_failure("oidc-wrong-key", "SASL authentication error"),
+        "{log}"
+    );
+    // librdkafka refuses to send a token whose `exp` has passed.
+    assert!(auth_failure("oidc-expired", "unexpired token"), "{log}");
+    assert_no_secret("lagwatch log", &log, &secrets);
+    drop(lw);
+
+    // check-config shows the client secret only as <redacted>.
+    let config = dir.join("lagwatch.yaml");
+    std::fs::write(&config, &yaml).expect("config");
+    let (code, shown) = common::check_config(&config, &[(SECRET_VAR, CLIENT_SECRET)]);
+    assert_eq!(code, Some(0), "{shown}");
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("sasl.oauthbearer.client.secret") && l.contains("<redacted>")),
+        "{shown}"
+    );
+    assert_no_secret("check-config output", &shown, &secrets);
+    let _ = std::fs::remove_dir_all(&dir);
+}
