@@ -4,8 +4,11 @@
 //! the `lagwatch` process gets its tokens from the endpoint with `sasl.oauthbearer.method: oidc`
 //! (librdkafka with libcurl). A token signed by the right key gives exact lag; a token signed by
 //! another key is refused by the broker and an expired one before it is sent: both clusters are
-//! down (`lagwatch_kafka_up` 0) with the cause in the log. The client secret and the tokens
-//! appear in no log line and not in `check-config` output.
+//! down (`lagwatch_kafka_up` 0) with the cause in the log. An AWS MSK IAM cluster
+//! (`aws_msk_iam`, credentials from the environment) connects through a proxy that captures the
+//! SASL handshake: its signed token reaches the broker, which refuses it (it is no JWT), and a
+//! client with 3-second tokens sends fresh ones as they expire. The client secret, the AWS secret
+//! key and the tokens appear in no log line and not in `check-config` output.
 
 mod common;
 
@@ -21,6 +24,12 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::kafka_cluster::{OAUTH_AUDIENCE, OAUTH_ISSUER};
 use common::{assert_no_secret, unique, ClusterSpec, KafkaCluster, LagwatchProcess, Listener};
+use lagwatch::config::AwsEnvironment;
+use lagwatch::kafka::msk_iam::MskIamTokenSource;
+use lagwatch::kafka::stats::RequestCounter;
+use lagwatch::kafka::StatsContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
 
 const CLIENT_ID: &str = "lagwatch-monitor";
 const CLIENT_SECRET: &str = "oidc-s3cret-4f1c9e27";
@@ -225,8 +234,81 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A TCP proxy in front of `target` that keeps every byte clients send: the SASL handshake
+/// shows which OAUTHBEARER token reached the broker.
+struct CapturingProxy {
+    port: u16,
+    sent: Arc<Mutex<Vec<u8>>>,
+}
+
+impl CapturingProxy {
+    fn start(target: String) -> CapturingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let captured = sent.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(broker) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                let (mut client_in, mut broker_out) = (client, broker);
+                let (Ok(mut client_out), Ok(mut broker_in)) =
+                    (client_in.try_clone(), broker_out.try_clone())
+                else {
+                    continue;
+                };
+                let captured = captured.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16384];
+                    while let Ok(n) = client_in.read(&mut buf) {
+                        if n == 0 || broker_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                        captured
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend_from_slice(&buf[..n]);
+                    }
+                    let _ = broker_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut broker_in, &mut client_out);
+                    let _ = client_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CapturingProxy { port, sent }
+    }
+
+    /// The bearer tokens of the OAUTHBEARER client first messages sent so far
+    /// (`n,,\x01auth=Bearer TOKEN\x01...`), in order, each once.
+    fn tokens(&self) -> Vec<String> {
+        let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let text = String::from_utf8_lossy(&sent).to_string();
+        let mut tokens: Vec<String> = Vec::new();
+        for part in text.split("auth=Bearer ").skip(1) {
+            let token: String = part.chars().take_while(|c| *c != '\u{1}').collect();
+            if !tokens.contains(&token) {
+                tokens.push(token);
+            }
+        }
+        tokens
+    }
+}
+
+/// The presigned URL inside an MSK IAM token.
+fn msk_url(token: &str) -> String {
+    let bytes = URL_SAFE_NO_PAD.decode(token).expect("base64url token");
+    String::from_utf8(bytes).expect("a URL")
+}
+
+const AWS_KEY_ID: &str = "AKIALAGWATCHTEST0001";
+const AWS_SECRET: &str = "aws-s3cret/Key+zz9QwertyUiop0123456789abc";
+
 #[test]
-fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authentication_errors() {
+fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tokens_reach_the_broker(
+) {
     let dir = std::env::temp_dir().join(unique("oidc"));
     std::fs::create_dir_all(&dir).expect("dir");
     let trusted = signing_key(&dir, "trusted");
@@ -275,14 +357,34 @@ fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authenticat
             url = idp.token_url(token),
         )
     };
+    // AWS MSK IAM through a proxy that captures the SASL handshake: the broker cannot
+    // validate an MSK token and refuses it, which shows the token arrived.
+    let proxy = CapturingProxy::start(broker.bootstrap_for(Listener::OauthBearer));
+    let msk = format!(
+        "  - name: msk-iam
+    bootstrap_servers: \"127.0.0.1:{}\"
+    aws_msk_iam: {{ region: eu-west-1 }}
+    kafka:
+      security.protocol: sasl_plaintext
+      sasl.mechanism: OAUTHBEARER
+    topics: {{ include: [\"^{topic}$\"] }}
+    groups: {{ include: [\"^{group}$\"] }}
+",
+        proxy.port
+    );
     let yaml = format!(
-        "poll_interval: 1s\nclusters:\n{}{}{}",
+        "poll_interval: 1s\nclusters:\n{}{}{}{msk}",
         cluster("oidc", "good"),
         cluster("oidc-wrong-key", "wrong-key"),
         cluster("oidc-expired", "expired")
     );
-    let secrets = [CLIENT_SECRET, good.as_str()];
-    let env = [(SECRET_VAR, CLIENT_SECRET), ("RUST_LOG", "trace")];
+    let secrets = [CLIENT_SECRET, good.as_str(), AWS_SECRET];
+    let env = [
+        (SECRET_VAR, CLIENT_SECRET),
+        ("RUST_LOG", "trace"),
+        ("AWS_ACCESS_KEY_ID", AWS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+    ];
     let lw = LagwatchProcess::start_with_env(&yaml, &env);
     // 20 produced, 8 committed.
     common::assert_lag_on_every_cluster(|| lw.metrics(), &["oidc"], &group, 12.0);
@@ -291,16 +393,19 @@ fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authenticat
     // Both bad tokens were fetched, and neither cluster is up after several polls.
     let m = lw.wait_for(
         Duration::from_secs(60),
-        "the bad-token clusters polled and down",
+        "the refused clusters polled and down",
         |m| {
-            ["oidc-wrong-key", "oidc-expired"].iter().all(|c| {
-                m.value("lagwatch_kafka_up", &[("cluster", c)]) == Some(0.0)
-                    && m.sum("lagwatch_poll_errors_total", &[("cluster", c)]) >= 2.0
-            }) && idp.grants("wrong-key") >= 1
+            ["oidc-wrong-key", "oidc-expired", "msk-iam"]
+                .iter()
+                .all(|c| {
+                    m.value("lagwatch_kafka_up", &[("cluster", c)]) == Some(0.0)
+                        && m.sum("lagwatch_poll_errors_total", &[("cluster", c)]) >= 2.0
+                })
+                && idp.grants("wrong-key") >= 1
                 && idp.grants("expired") >= 1
         },
     );
-    for c in ["oidc-wrong-key", "oidc-expired"] {
+    for c in ["oidc-wrong-key", "oidc-expired", "msk-iam"] {
         assert_eq!(
             m.value(
                 "kafka_consumergroup_lag_messages",
@@ -332,7 +437,27 @@ fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authenticat
     );
     // librdkafka refuses to send a token whose `exp` has passed.
     assert!(auth_failure("oidc-expired", "unexpired token"), "{log}");
+    // The MSK IAM token reached the broker in the SASL handshake, signed for the region with
+    // the access key from the environment, and the broker refused it.
+    let tokens = proxy.tokens();
+    let url = msk_url(
+        tokens
+            .first()
+            .expect("an OAUTHBEARER token reached the broker"),
+    );
+    assert!(
+        url.starts_with("https://kafka.eu-west-1.amazonaws.com/?Action=kafka-cluster%3AConnect&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIALAGWATCHTEST0001%2F")
+            && url.contains("%2Feu-west-1%2Fkafka-cluster%2Faws4_request&")
+            && url.contains("&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Signature=")
+            && url.ends_with(&format!("&User-Agent=lagwatch%2F{}", env!("CARGO_PKG_VERSION"))),
+        "{url}"
+    );
+    assert!(
+        auth_failure("msk-iam", "SASL authentication error"),
+        "{log}"
+    );
     assert_no_secret("lagwatch log", &log, &secrets);
+    assert_no_secret("lagwatch log", &log, &tokens);
     drop(lw);
 
     // check-config shows the client secret only as <redacted>.
@@ -346,6 +471,66 @@ fn lagwatch_reads_lag_with_oidc_tokens_and_reports_refused_tokens_as_authenticat
             .any(|l| l.contains("sasl.oauthbearer.client.secret") && l.contains("<redacted>")),
         "{shown}"
     );
+    assert!(
+        shown.contains("    aws_msk_iam:\n      region: \"eu-west-1\"\n      profile: null\n"),
+        "{shown}"
+    );
     assert_no_secret("check-config output", &shown, &secrets);
+
+    // librdkafka asks for a new token before each one expires: with 3-second tokens, several
+    // distinct tokens reach the broker within seconds.
+    let source = MskIamTokenSource {
+        region: "eu-west-1".into(),
+        profile: None,
+        environment: AwsEnvironment(
+            [
+                ("AWS_ACCESS_KEY_ID", AWS_KEY_ID),
+                ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ),
+        lifetime: Duration::from_secs(3),
+    };
+    let refresh_proxy = CapturingProxy::start(broker.bootstrap_for(Listener::OauthBearer));
+    let requests = Arc::new(Mutex::new(RequestCounter::default()));
+    let client: BaseConsumer<StatsContext> = ClientConfig::new()
+        .set(
+            "bootstrap.servers",
+            format!("127.0.0.1:{}", refresh_proxy.port),
+        )
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("log_level", "0")
+        .create_with_context(
+            StatsContext::new("msk-refresh", "admin", requests).with_token_source(source),
+        )
+        .expect("client");
+    let started = std::time::Instant::now();
+    while refresh_proxy.tokens().len() < 3 && started.elapsed() < Duration::from_secs(30) {
+        let _ = client.poll(Duration::from_millis(100));
+    }
+    let tokens = refresh_proxy.tokens();
+    let dates: std::collections::BTreeSet<String> = tokens
+        .iter()
+        .map(|t| {
+            let url = msk_url(t);
+            assert!(url.contains("&X-Amz-Expires=3&"), "{url}");
+            url.split("X-Amz-Date=").nth(1).unwrap_or("")[..16].to_string()
+        })
+        .collect();
+    assert!(
+        tokens.len() >= 3 && dates.len() >= 2,
+        "refreshed tokens within {:?}: {} tokens, signed at {dates:?}",
+        started.elapsed(),
+        tokens.len()
+    );
+    eprintln!(
+        "{} distinct MSK IAM tokens reached the broker in {:.1} s",
+        tokens.len(),
+        started.elapsed().as_secs_f64()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

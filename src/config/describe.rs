@@ -65,6 +65,14 @@ impl Config {
             writeln!(out, "    poll_interval: {}", d(cluster.poll_interval))?;
             writeln!(out, "    poll_timeout: {}", d(cluster.poll_timeout))?;
             writeln!(out, "    isolation: {}", cluster.isolation.as_str())?;
+            if let Some(msk) = &cluster.aws_msk_iam {
+                writeln!(out, "    aws_msk_iam:")?;
+                writeln!(out, "      region: {}", quoted(&msk.region))?;
+                match &msk.profile {
+                    Some(p) => writeln!(out, "      profile: {}", quoted(p))?,
+                    None => writeln!(out, "      profile: null")?,
+                }
+            }
             for (key, selector) in [("groups", &cluster.groups), ("topics", &cluster.topics)] {
                 writeln!(out, "    {key}:")?;
                 writeln!(

@@ -25,6 +25,7 @@
 //! variants of [`Granularity`] and [`Isolation`]. `config/example.yaml` and the defaults column of
 //! `docs/configuration.md` are checked against them by the tests.
 
+mod aws;
 mod describe;
 mod raw;
 mod scalars;
@@ -46,6 +47,7 @@ use raw::RawConfig;
 use scalars::de_duration;
 use secrets::{resolve_kafka, Sources};
 
+pub use aws::{AwsEnvironment, AwsMskIam};
 pub use secrets::{is_secret_property, KafkaValue};
 pub use shard::ShardConfig;
 
@@ -175,6 +177,8 @@ pub struct ClusterConfig {
     /// else this cluster's `poll_interval`.
     pub poll_timeout: Duration,
     pub isolation: Isolation,
+    /// AWS MSK IAM tokens for OAUTHBEARER, when set.
+    pub aws_msk_iam: Option<AwsMskIam>,
 }
 
 /// Which names (groups or topics) are monitored.
@@ -401,8 +405,19 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
             non_zero(&format!("{path}.poll_timeout"), timeout)?;
         }
         let poll_interval = cluster.poll_interval.unwrap_or(raw.poll_interval);
+        let kafka = resolve_kafka(&path, cluster.kafka, sources)?;
+        let aws_msk_iam = match cluster.aws_msk_iam {
+            Some(raw) => Some(aws::resolve(
+                &format!("{path}.aws_msk_iam"),
+                raw,
+                &kafka,
+                sources,
+            )?),
+            None => None,
+        };
         clusters.push(ClusterConfig {
-            kafka: resolve_kafka(&path, cluster.kafka, sources)?,
+            kafka,
+            aws_msk_iam,
             groups: cluster
                 .groups
                 .groups()

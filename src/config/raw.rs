@@ -87,6 +87,8 @@ pub(super) struct RawCluster {
     pub(super) poll_timeout: Option<Duration>,
     #[serde(default)]
     pub(super) isolation: Isolation,
+    #[serde(default)]
+    pub(super) aws_msk_iam: Option<super::aws::RawAwsMskIam>,
 }
 
 /// A selector as written; a missing list takes its default, which differs for groups and topics.

@@ -258,6 +258,7 @@ fn example_and_docs_show_every_key() {
         ("shard", yaml("shard: {zz_probe: 1}", "")),
         ("cluster", yaml("", "zz_probe: 1")),
         ("selector", yaml("", "groups: {zz_probe: 1}")),
+        ("aws_msk_iam", yaml("", "aws_msk_iam: {zz_probe: 1}")),
     ];
     for (mapping, text) in probes {
         let message = error(&text);

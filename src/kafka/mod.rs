@@ -18,6 +18,7 @@ pub mod admin_sys;
 mod deadline;
 mod error;
 mod groups;
+pub mod msk_iam;
 mod reader;
 mod stage;
 pub mod stats;
@@ -136,7 +137,10 @@ impl ClusterCollector {
         let requests = Arc::new(Mutex::new(RequestCounter::default()));
         // No group.id: the handle's main queue then stays its own, so polling it delivers statistics.
         let consumer: BaseConsumer<StatsContext> = client_config(cluster)
-            .create_with_context(StatsContext::new(&cluster.name, "admin", requests.clone()))
+            .create_with_context(
+                StatsContext::new(&cluster.name, "admin", requests.clone())
+                    .with_msk_iam(cluster.aws_msk_iam.as_ref()),
+            )
             .map_err(|source| CollectError::Client {
                 cluster: cluster.name.clone(),
                 source,
@@ -179,15 +183,17 @@ impl ClusterCollector {
         }
         let cluster = &self.settings.cluster;
         let consumer: BaseConsumer<StatsContext> = client_config(cluster)
-            .create_with_context(StatsContext::new(
-                &cluster.name,
-                "coordinator",
-                self.requests.clone(),
-            ))
+            .create_with_context(
+                StatsContext::new(&cluster.name, "coordinator", self.requests.clone())
+                    .with_msk_iam(cluster.aws_msk_iam.as_ref()),
+            )
             .map_err(|source| CollectError::Client {
                 cluster: cluster.name.clone(),
                 source,
             })?;
+        // Serves the OAUTHBEARER token request librdkafka queued at creation; later refreshes
+        // are served after each poll's calls (`coordinator_done`).
+        let _ = consumer.poll(Duration::ZERO);
         let consumer = Arc::new(consumer);
         self.coordinator = Some(consumer.clone());
         Ok(consumer)

@@ -57,12 +57,17 @@ impl TimestampReader {
             .set("fetch.wait.max.ms", "100")
             .set("max.partition.fetch.bytes", "65536")
             .set("queued.max.messages.kbytes", "4096");
-        let consumer = config
-            .create_with_context(StatsContext::new(&cluster.name, "reader", requests))
+        let consumer: BaseConsumer<StatsContext> = config
+            .create_with_context(
+                StatsContext::new(&cluster.name, "reader", requests)
+                    .with_msk_iam(cluster.aws_msk_iam.as_ref()),
+            )
             .map_err(|source| CollectError::Client {
                 cluster: cluster.name.clone(),
                 source,
             })?;
+        // Serves the OAUTHBEARER token request librdkafka queued at creation.
+        let _ = consumer.poll(Duration::ZERO);
         Ok(TimestampReader {
             consumer: Arc::new(consumer),
         })

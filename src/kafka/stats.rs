@@ -7,10 +7,22 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::client::ClientContext;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Statistics;
+
+use super::msk_iam::MskIamTokenSource;
+use crate::config::AwsMskIam;
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Cumulative requests per broker label: the node id, or `bootstrap` for bootstrap connections.
 #[derive(Debug, Default)]
@@ -53,13 +65,15 @@ impl RequestCounter {
 }
 
 /// The librdkafka context of a cluster's handles: logs through `tracing`, counts requests into
-/// a counter shared by the cluster's handles.
+/// a counter shared by the cluster's handles, and answers librdkafka's OAUTHBEARER token
+/// refresh requests with AWS MSK IAM tokens when the cluster has `aws_msk_iam`.
 #[derive(Debug)]
 pub struct StatsContext {
     pub cluster: String,
     /// Which of the cluster's handles this is (`admin`, `reader`).
     handle: &'static str,
     requests: Arc<Mutex<RequestCounter>>,
+    msk_iam: Option<MskIamTokenSource>,
 }
 
 impl StatsContext {
@@ -72,11 +86,55 @@ impl StatsContext {
             cluster: cluster.to_string(),
             handle,
             requests,
+            msk_iam: None,
         }
+    }
+
+    /// This context with `settings`' MSK IAM token source, when there are settings.
+    pub fn with_msk_iam(mut self, settings: Option<&AwsMskIam>) -> StatsContext {
+        self.msk_iam = settings.map(MskIamTokenSource::new);
+        self
+    }
+
+    /// This context with its own MSK IAM token source.
+    pub fn with_token_source(mut self, source: MskIamTokenSource) -> StatsContext {
+        self.msk_iam = Some(source);
+        self
     }
 }
 
 impl ClientContext for StatsContext {
+    // librdkafka asks for a token only for OAUTHBEARER without its own token source (not for
+    // `sasl.oauthbearer.method: oidc`, nor with `enable.sasl.oauthbearer.unsecure.jwt`): at
+    // start and at 80 % of each token's lifetime, on the handle's main queue.
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _oauthbearer_config: Option<&str>,
+    ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let Some(source) = &self.msk_iam else {
+            return Err("no OAUTHBEARER token source: set sasl.oauthbearer.method: oidc or the cluster's aws_msk_iam".into());
+        };
+        let token = source.token(SystemTime::now())?;
+        let lifetime_ms = token
+            .expires_at
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        tracing::debug!(
+            cluster = self.cluster.as_str(),
+            handle = self.handle,
+            expires_in_ms = lifetime_ms - now_ms(),
+            "signed an AWS MSK IAM token"
+        );
+        Ok(OAuthToken {
+            token: token.value,
+            principal_name: "lagwatch".to_string(),
+            lifetime_ms,
+        })
+    }
+
     fn stats(&self, statistics: Statistics) {
         let brokers = statistics.brokers.values().map(|b| {
             let requests: i64 = b.req.values().sum();
