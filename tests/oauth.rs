@@ -8,7 +8,9 @@
 //! (`aws_msk_iam`, credentials from the environment) connects through a proxy that captures the
 //! SASL handshake: its signed token reaches the broker, which refuses it (it is no JWT), and a
 //! client with 3-second tokens sends fresh ones as they expire. The client secret, the AWS secret
-//! key and the tokens appear in no log line and not in `check-config` output.
+//! key and the tokens appear in no log line and not in `check-config` output. A Kerberos (GSSAPI)
+//! cluster is accepted (librdkafka is built with Cyrus SASL) and its handshake reaches the
+//! broker, which answers with the mechanisms it takes.
 
 mod common;
 
@@ -372,8 +374,24 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
 ",
         proxy.port
     );
+    // Kerberos: librdkafka is built with GSSAPI (Cyrus SASL), so the configuration is accepted
+    // and the handshake reaches the broker, whose OAUTHBEARER listener refuses the mechanism.
+    // Relogin 0: no kinit, there is no KDC.
+    let kerberos = format!(
+        "  - name: kerberos
+    bootstrap_servers: \"{}\"
+    kafka:
+      security.protocol: sasl_plaintext
+      sasl.mechanism: GSSAPI
+      sasl.kerberos.service.name: kafka
+      sasl.kerberos.principal: lagwatch@EXAMPLE.COM
+      sasl.kerberos.min.time.before.relogin: 0
+    topics: {{ include: [\"^{topic}$\"] }}
+",
+        broker.bootstrap_for(Listener::OauthBearer)
+    );
     let yaml = format!(
-        "poll_interval: 1s\nclusters:\n{}{}{}{msk}",
+        "poll_interval: 1s\nclusters:\n{}{}{}{msk}{kerberos}",
         cluster("oidc", "good"),
         cluster("oidc-wrong-key", "wrong-key"),
         cluster("oidc-expired", "expired")
@@ -395,7 +413,7 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
         Duration::from_secs(60),
         "the refused clusters polled and down",
         |m| {
-            ["oidc-wrong-key", "oidc-expired", "msk-iam"]
+            ["oidc-wrong-key", "oidc-expired", "msk-iam", "kerberos"]
                 .iter()
                 .all(|c| {
                     m.value("lagwatch_kafka_up", &[("cluster", c)]) == Some(0.0)
@@ -454,6 +472,15 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
     );
     assert!(
         auth_failure("msk-iam", "SASL authentication error"),
+        "{log}"
+    );
+    // The broker answered the GSSAPI handshake with the mechanisms it takes.
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Kafka authentication failed")
+                && l.contains("\"cluster\":\"kerberos\"")
+                && l.contains("SASL GSSAPI mechanism handshake failed")
+                && l.contains("broker's supported mechanisms: OAUTHBEARER")),
         "{log}"
     );
     assert_no_secret("lagwatch log", &log, &secrets);
