@@ -13,11 +13,13 @@
 //! Credentials, in the AWS SDKs' order: the environment (`AWS_ACCESS_KEY_ID`,
 //! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then the shared credentials file
 //! (`AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials`; profile from the configuration,
-//! else `AWS_PROFILE`, else `default`), then container credentials (EKS Pod Identity and ECS:
+//! else `AWS_PROFILE`, else `default`), then web identity (EKS IRSA: `AWS_WEB_IDENTITY_TOKEN_FILE`
+//! and `AWS_ROLE_ARN`, STS `AssumeRoleWithWebIdentity` over HTTPS), then container credentials
+//! (EKS Pod Identity and ECS:
 //! `AWS_CONTAINER_CREDENTIALS_FULL_URI` with the token of
 //! `AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE` or `AWS_CONTAINER_AUTHORIZATION_TOKEN`, over plain
 //! HTTP to the node-local agent). The environment is the snapshot the configuration took at
-//! start. Web identity (EKS IRSA: `AssumeRoleWithWebIdentity`) is not in the chain yet.
+//! start.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -87,6 +89,8 @@ pub enum MskIamError {
     NoCredentials { file: String },
     #[error("AWS shared credentials file {file}: profile {profile:?} has no aws_access_key_id and aws_secret_access_key")]
     IncompleteProfile { file: String, profile: String },
+    #[error("AWS web identity (AssumeRoleWithWebIdentity) at {url}: {reason}")]
+    WebIdentity { url: String, reason: String },
     #[error("AWS container credentials from {url}: {reason}")]
     Container { url: String, reason: String },
     #[error("the signing time is before 1970")]
@@ -246,6 +250,12 @@ impl MskIamTokenSource {
         if let Some(credentials) = self.profile_credentials(&file)? {
             return Ok(credentials);
         }
+        if let (Some(token_file), Some(role)) = (
+            env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+            env.get("AWS_ROLE_ARN"),
+        ) {
+            return self.web_identity_credentials(token_file, role);
+        }
         if let Some(url) = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") {
             return self.container_credentials(url);
         }
@@ -299,6 +309,72 @@ impl MskIamTokenSource {
         }
     }
 
+    /// EKS IRSA: STS `AssumeRoleWithWebIdentity` with the projected service-account token (read
+    /// at every call: the kubelet rotates it), a POST over HTTPS to the regional STS endpoint
+    /// (`AWS_ENDPOINT_URL_STS`, else `AWS_ENDPOINT_URL`, else `https://sts.{AWS_REGION}.amazonaws.com`,
+    /// the cluster's region when `AWS_REGION` is unset). Unsigned: the token is the proof.
+    fn web_identity_credentials(
+        &self,
+        token_file: &str,
+        role_arn: &str,
+    ) -> Result<AwsCredentials, MskIamError> {
+        let env = &self.environment;
+        let endpoint = match env
+            .get("AWS_ENDPOINT_URL_STS")
+            .or(env.get("AWS_ENDPOINT_URL"))
+        {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let region = env
+                    .get("AWS_REGION")
+                    .or(env.get("AWS_DEFAULT_REGION"))
+                    .unwrap_or(&self.region);
+                format!("https://sts.{region}.amazonaws.com")
+            }
+        };
+        let fail = |reason: String| MskIamError::WebIdentity {
+            url: endpoint.clone(),
+            reason,
+        };
+        let token = std::fs::read_to_string(token_file).map_err(|e| {
+            fail(format!(
+                "cannot read AWS_WEB_IDENTITY_TOKEN_FILE {token_file}: {e}"
+            ))
+        })?;
+        let session = env.get("AWS_ROLE_SESSION_NAME").unwrap_or("lagwatch");
+        let form = [
+            ("Action", "AssumeRoleWithWebIdentity"),
+            ("Version", "2011-06-15"),
+            ("RoleArn", role_arn),
+            ("RoleSessionName", session),
+            ("WebIdentityToken", token.trim()),
+        ];
+        let body: Vec<(String, String)> = form
+            .iter()
+            .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+            .collect();
+        let (status, answer) = http_post_form(&format!("{endpoint}/"), &join_query(&body))
+            .map_err(|e| fail(e.to_string()))?;
+        if status != 200 {
+            let code = xml_text(&answer, "Code").unwrap_or_default();
+            let message = xml_text(&answer, "Message").unwrap_or_default();
+            return Err(fail(format!("HTTP status {status}: {code} {message}")));
+        }
+        match (
+            xml_text(&answer, "AccessKeyId"),
+            xml_text(&answer, "SecretAccessKey"),
+        ) {
+            (Some(id), Some(secret)) => Ok(AwsCredentials {
+                access_key_id: id,
+                secret_access_key: secret,
+                session_token: xml_text(&answer, "SessionToken"),
+            }),
+            _ => Err(fail(
+                "no AccessKeyId and SecretAccessKey in the answer".into(),
+            )),
+        }
+    }
+
     /// EKS Pod Identity / ECS: `GET url` with the authorization token, answering
     /// `{"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}`. Plain HTTP only: the agents
     /// listen on link-local or loopback addresses.
@@ -347,6 +423,40 @@ impl MskIamTokenSource {
             )),
         }
     }
+}
+
+/// A form POST with libcurl (HTTPS with the system's CA store); the status and body.
+fn http_post_form(url: &str, body: &str) -> Result<(u32, String), curl::Error> {
+    let mut easy = curl::easy::Easy::new();
+    easy.url(url)?;
+    easy.post(true)?;
+    easy.post_fields_copy(body.as_bytes())?;
+    easy.timeout(CONTAINER_TIMEOUT)?;
+    let mut headers = curl::easy::List::new();
+    headers.append("Content-Type: application/x-www-form-urlencoded")?;
+    easy.http_headers(headers)?;
+    let mut answer = Vec::new();
+    {
+        let mut transfer = easy.transfer();
+        transfer.write_function(|data| {
+            answer.extend_from_slice(data);
+            Ok(data.len())
+        })?;
+        transfer.perform()?;
+    }
+    Ok((
+        easy.response_code()?,
+        String::from_utf8_lossy(&answer).to_string(),
+    ))
+}
+
+/// The text of the first `<tag>…</tag>` of an STS answer (its values need no unescaping but
+/// `&amp;`-style entities, which keys and tokens never contain).
+fn xml_text(xml: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{tag}>"))? + start;
+    Some(xml[start..end].trim().to_string())
 }
 
 /// One `GET` over HTTP/1.1 with `Connection: close`; the body of a 200 answer.
@@ -511,6 +621,24 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    fn keys(c: &AwsCredentials) -> (&str, &str, Option<&str>) {
+        (
+            c.access_key_id.as_str(),
+            c.secret_access_key.as_str(),
+            c.session_token.as_deref(),
+        )
+    }
+
+    /// A scratch directory holding a token file with `content`; returns both paths.
+    fn token_file(test: &str, content: &str) -> (std::path::PathBuf, String) {
+        let dir = std::env::temp_dir().join(format!("msk-{test}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("token");
+        std::fs::write(&file, content).expect("token");
+        let path = file.display().to_string();
+        (dir, path)
+    }
+
     #[test]
     fn container_credentials_come_from_the_agent_with_its_authorization_token() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -528,12 +656,8 @@ mod tests {
             );
             request
         });
-        let dir = std::env::temp_dir().join(format!("msk-pod-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        let token_file = dir.join("token");
-        std::fs::write(&token_file, "eks-pod-identity-token\n").expect("token");
+        let (dir, tf) = token_file("pod", "eks-pod-identity-token\n");
         let url = format!("http://127.0.0.1:{port}/v1/credentials");
-        let tf = token_file.display().to_string();
         let s = source(
             &[
                 ("HOME", "/nonexistent"),
@@ -543,19 +667,101 @@ mod tests {
             None,
         );
         let c = s.credentials().expect("pod identity");
-        assert_eq!(
-            (
-                c.access_key_id.as_str(),
-                c.secret_access_key.as_str(),
-                c.session_token.as_deref()
-            ),
-            ("ASIAPOD", "pod-secret", Some("pod-token"))
-        );
+        assert_eq!(keys(&c), ("ASIAPOD", "pod-secret", Some("pod-token")));
         let request = agent.join().expect("agent");
         assert!(
             request.starts_with("GET /v1/credentials HTTP/1.1\r\n")
                 && request.contains("\r\nAuthorization: eks-pod-identity-token\r\n"),
             "{request}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A fake STS on a loopback port answering one request with `status` and `body`; returns
+    /// the endpoint and the request it received.
+    fn fake_sts(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let handle = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accept");
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut request = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Headers, then the form body (its length is small: one read after the headers).
+            while let Ok(n) = stream.read(&mut buf) {
+                request.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&request);
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_string())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        break;
+                    }
+                }
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Type: text/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            String::from_utf8_lossy(&request).to_string()
+        });
+        (format!("http://127.0.0.1:{port}"), handle)
+    }
+
+    #[test]
+    fn web_identity_credentials_come_from_sts_with_the_projected_token() {
+        let (dir, tf) = token_file("irsa", "eyJhbGciOi.projected+token/x\n");
+        let irsa = |endpoint: &str| {
+            source(
+                &[
+                    ("HOME", "/nonexistent"),
+                    ("AWS_WEB_IDENTITY_TOKEN_FILE", &tf),
+                    ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/lagwatch"),
+                    ("AWS_ENDPOINT_URL_STS", endpoint),
+                ],
+                None,
+            )
+        };
+        let (endpoint, sts) = fake_sts(
+            "200 OK",
+            "<AssumeRoleWithWebIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>ASIAIRSA</AccessKeyId><SecretAccessKey>irsa-secret</SecretAccessKey><SessionToken>irsa-session</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>",
+        );
+        let s = irsa(&endpoint);
+        let c = s.credentials().expect("web identity");
+        assert_eq!(keys(&c), ("ASIAIRSA", "irsa-secret", Some("irsa-session")));
+        let request = sts.join().expect("sts");
+        assert!(request.starts_with("POST / HTTP/1.1\r\n"), "{request}");
+        let body = request.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+        assert_eq!(
+            body,
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Flagwatch&RoleSessionName=lagwatch&WebIdentityToken=eyJhbGciOi.projected%2Btoken%2Fx"
+        );
+
+        // STS refusing names its error code and message, never the token.
+        let (endpoint, sts) = fake_sts(
+            "403 Forbidden",
+            "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>Not authorized to perform sts:AssumeRoleWithWebIdentity</Message></Error></ErrorResponse>",
+        );
+        let s = irsa(&endpoint);
+        let e = s.credentials().expect_err("refused").to_string();
+        let _ = sts.join();
+        assert!(
+            e.contains("HTTP status 403: AccessDenied Not authorized") && !e.contains("projected"),
+            "{e}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
