@@ -39,6 +39,8 @@ pub const CLIENT_USER: (&str, &str) = ("lagwatch", "lagwatch-secret");
 /// refuses to start a JWT validator that checks no audience).
 pub const OAUTH_AUDIENCE: &str = "lagwatch-test-cluster";
 pub const OAUTH_ISSUER: &str = "lagwatch-test-idp";
+/// The Kerberos realm of a cluster's Kerberos listener.
+pub const KERBEROS_REALM: &str = "LAGWATCH.TEST";
 
 /// What kind of cluster to start.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,10 @@ pub struct ClusterSpec {
     /// read it at start). The JVMs allow exactly that URL
     /// (`org.apache.kafka.sasl.oauthbearer.allowed.urls`), as Kafka 4 requires.
     pub oauthbearer_jwks_port: Option<u16>,
+    /// Adds a SASL_PLAINTEXT listener ([`Listener::Kerberos`]) taking GSSAPI only, as
+    /// `kafka/127.0.0.1@`[`KERBEROS_REALM`] with the keytab `kafka.keytab` of this directory,
+    /// whose `krb5.conf` names the KDC (the JVMs read it with `java.security.krb5.conf`).
+    pub kerberos_dir: Option<&'static str>,
 }
 
 impl Default for ClusterSpec {
@@ -66,6 +72,7 @@ impl Default for ClusterSpec {
             acls: false,
             first_port: None,
             oauthbearer_jwks_port: None,
+            kerberos_dir: None,
         }
     }
 }
@@ -78,6 +85,8 @@ pub enum Listener {
     SaslSsl,
     /// SASL_PLAINTEXT with OAUTHBEARER, validated against a JWKS (`oauthbearer_jwks_port`).
     OauthBearer,
+    /// SASL_PLAINTEXT with GSSAPI (`kerberos_dir`).
+    Kerberos,
 }
 
 /// The test CA and the certificates it signed (PEM files).
@@ -97,6 +106,8 @@ struct Node {
     sasl_ssl: u16,
     /// The OAUTHBEARER listener's port, when the spec asks for one.
     oauth: Option<u16>,
+    /// The Kerberos listener's port, when the spec asks for one.
+    kerberos: Option<u16>,
     controller: u16,
     child: Option<Child>,
 }
@@ -137,6 +148,7 @@ impl KafkaCluster {
                 ssl: free_port(),
                 sasl_ssl: free_port(),
                 oauth: spec.oauthbearer_jwks_port.map(|_| free_port()),
+                kerberos: spec.kerberos_dir.map(|_| free_port()),
                 controller: free_port(),
                 child: None,
             })
@@ -200,6 +212,9 @@ impl KafkaCluster {
                     Listener::OauthBearer => n
                         .oauth
                         .expect("the cluster was started with oauthbearer_jwks_port"),
+                    Listener::Kerberos => n
+                        .kerberos
+                        .expect("the cluster was started with kerberos_dir"),
                 };
                 format!("127.0.0.1:{port}")
             })
@@ -236,6 +251,12 @@ impl KafkaCluster {
             Listener::OauthBearer => {
                 p.push(("security.protocol".into(), "sasl_plaintext".into()));
                 p.push(("sasl.mechanism".into(), "OAUTHBEARER".into()));
+            }
+            // The client's principal and keytab are the test's to choose.
+            Listener::Kerberos => {
+                p.push(("security.protocol".into(), "sasl_plaintext".into()));
+                p.push(("sasl.mechanism".into(), "GSSAPI".into()));
+                p.push(("sasl.kerberos.service.name".into(), "kafka".into()));
             }
         }
         p
@@ -357,6 +378,9 @@ impl KafkaCluster {
                 "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={}",
                 jwks_url(port)
             ));
+        }
+        if let Some(dir) = self.spec.kerberos_dir {
+            command.arg(format!("-Djava.security.krb5.conf={dir}/krb5.conf"));
         }
         command
             .arg(format!("-Dkafka.logs.dir={}", node.dir.display()))
@@ -552,28 +576,7 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
         ca = tls.ca.display(),
     );
     if let (Some(jwks), Some(port)) = (spec.oauthbearer_jwks_port, node.oauth) {
-        p = p
-            .replacen(
-                &format!(",CONTROLLER://127.0.0.1:{}", node.controller),
-                &format!(
-                    ",OAUTH://127.0.0.1:{port},CONTROLLER://127.0.0.1:{}",
-                    node.controller
-                ),
-                1,
-            )
-            .replacen(
-                &format!("SASL_SSL://127.0.0.1:{}\n", node.sasl_ssl),
-                &format!(
-                    "SASL_SSL://127.0.0.1:{},OAUTH://127.0.0.1:{port}\n",
-                    node.sasl_ssl
-                ),
-                1,
-            )
-            .replacen(
-                ",CONTROLLER:PLAINTEXT",
-                ",OAUTH:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
-                1,
-            );
+        p = add_listener(p, node, "OAUTH", port, "SASL_PLAINTEXT");
         let _ = write!(
             p,
             "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER
@@ -586,6 +589,16 @@ listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer={OAUTH_ISSUER}
             jwks_url(jwks)
         );
     }
+    if let (Some(dir), Some(port)) = (spec.kerberos_dir, node.kerberos) {
+        p = add_listener(p, node, "KERBEROS", port, "SASL_PLAINTEXT");
+        let _ = write!(
+            p,
+            "listener.name.kerberos.sasl.enabled.mechanisms=GSSAPI
+listener.name.kerberos.gssapi.sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab=\"{dir}/kafka.keytab\" principal=\"kafka/127.0.0.1@{KERBEROS_REALM}\";
+sasl.kerberos.service.name=kafka
+"
+        );
+    }
     if spec.acls {
         p.push_str(
             "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n",
@@ -593,6 +606,29 @@ listener.name.oauth.oauthbearer.sasl.oauthbearer.expected.issuer={OAUTH_ISSUER}
         let _ = writeln!(p, "super.users=User:ANONYMOUS;User:{}", ADMIN_USER.0);
     }
     p
+}
+
+/// `properties` with one more listener `name` on `port` (listened on and advertised).
+fn add_listener(properties: String, node: &Node, name: &str, port: u16, protocol: &str) -> String {
+    properties
+        .replacen(
+            &format!(",CONTROLLER://127.0.0.1:{}", node.controller),
+            &format!(
+                ",{name}://127.0.0.1:{port},CONTROLLER://127.0.0.1:{}",
+                node.controller
+            ),
+            1,
+        )
+        .replacen(
+            "\nadvertised.listeners=",
+            &format!("\nadvertised.listeners={name}://127.0.0.1:{port},"),
+            1,
+        )
+        .replacen(
+            ",CONTROLLER:PLAINTEXT",
+            &format!(",{name}:{protocol},CONTROLLER:PLAINTEXT"),
+            1,
+        )
 }
 
 /// Where brokers with an OAUTHBEARER listener read their JWKS.
