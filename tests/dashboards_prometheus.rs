@@ -14,6 +14,9 @@
 //! to the group figure at granularity group, and with three replicas every figure is the one
 //! replica's figure, never three times it. The groups' names carry regex characters, and a
 //! decoy group whose name the unescaped name would match as a regex must never be counted.
+//! The three replicas are scraped with `group_type="classic"` added to the group-level
+//! families (as lagwatch adds it where it knows the group type), the others without it: the
+//! `group_type` variable must select with the label and must not break without it.
 
 mod common;
 
@@ -51,18 +54,28 @@ impl Drop for Prometheus {
     }
 }
 
-fn start_prometheus(targets: &[u16]) -> Prometheus {
+/// Group-level families: those that carry `group_type` where lagwatch reports the group type.
+const GROUP_LEVEL: &str = "kafka_consumergroup_(state|status|members|uncommitted_partitions|lag_messages|lag_seconds|eviction_seconds|retention_usage_ratio|evicted_messages|commit_stall_seconds)";
+
+/// Prometheus scraping `plain` as they are and `typed` with `group_type="classic"` added to
+/// the group-level families at scrape time, so the dashboards meet series with and without
+/// the label.
+fn start_prometheus(plain: &[u16], typed: &[u16]) -> Prometheus {
     let dir = std::env::temp_dir().join(unique("lagwatch-dash-prom"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let list: Vec<String> = targets
-        .iter()
-        .map(|p| format!("\"127.0.0.1:{p}\""))
-        .collect();
+    let list = |ports: &[u16]| {
+        ports
+            .iter()
+            .map(|p| format!("\"127.0.0.1:{p}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     std::fs::write(
         dir.join("prometheus.yml"),
         format!(
-            "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: lagwatch\n    static_configs:\n      - targets: [{}]\n",
-            list.join(", ")
+            "global:\n  scrape_interval: 2s\nscrape_configs:\n  - job_name: lagwatch\n    static_configs:\n      - targets: [{}]\n  - job_name: lagwatch-typed\n    static_configs:\n      - targets: [{}]\n    metric_relabel_configs:\n      - source_labels: [__name__]\n        regex: \"{GROUP_LEVEL}\"\n        target_label: group_type\n        replacement: classic\n",
+            list(plain),
+            list(typed)
         ),
     )
     .expect("prometheus.yml");
@@ -336,7 +349,14 @@ fn dashboard_panels_show_the_truth_at_every_granularity_and_with_three_replicas(
             processes.push((name, LagwatchProcess::start(&config)));
         }
     }
-    let prometheus = start_prometheus(&processes.iter().map(|(_, p)| p.port).collect::<Vec<_>>());
+    let ports = |typed: bool| -> Vec<u16> {
+        processes
+            .iter()
+            .filter(|(name, _)| (*name == "replicated") == typed)
+            .map(|(_, p)| p.port)
+            .collect()
+    };
+    let prometheus = start_prometheus(&ports(false), &ports(true));
 
     // Every process sees the commits; Prometheus holds the rewind counter at 0 for a while
     // (increase() needs a sample before the rewind), then the rewinder commits backwards.
@@ -679,6 +699,51 @@ fn dashboard_panels_show_the_truth_at_every_granularity_and_with_three_replicas(
                     (cluster.to_owned(), picked.into(), title.clone(), r.clone()),
                     got,
                 );
+                checked += 1;
+            }
+        }
+
+        // ---- group_type: with the label (group-level families carry it), picking the group's
+        // type keeps it and any other type drops it; without the label, a picked type matches
+        // nothing and only "All" (`.*`) shows the groups ----
+        if matches!(cluster, "gran-topic" | "replicated") {
+            let (types, _) = prometheus.query(
+                &format!(
+                    "max by (group_type) (kafka_consumergroup_state{{cluster=\"{cluster}\", group=\"{billing}\"}})"
+                ),
+                at,
+            );
+            let billing_type = types
+                .keys()
+                .next()
+                .and_then(|k| k.strip_prefix("group_type="))
+                .map(str::to_owned);
+            eprintln!("{cluster}: group_type of the billing group: {billing_type:?}");
+            if cluster == "replicated" {
+                assert_eq!(
+                    billing_type.as_deref(),
+                    Some("classic"),
+                    "the relabelled scrape"
+                );
+            }
+            let (title, r, expr) = targets(&overview)
+                .into_iter()
+                .find(|(t, _, _)| t == "Lag by group")
+                .expect("Lag by group");
+            for pick in ["classic", "consumer", "share", "streams"] {
+                let picks = BTreeMap::from([
+                    ("cluster", one(cluster)),
+                    ("group", one(&billing)),
+                    ("group_type", one(pick)),
+                ]);
+                let q = interpolate(&expr, &overview, &picks);
+                let expect = if billing_type.as_deref() == Some(pick) {
+                    Expect::exact(&[(&g, 45.0)])
+                } else {
+                    Expect::none()
+                };
+                let w = what("overview", &title, &r, &format!(" group_type {pick}"));
+                check(&w, &q, &prometheus.query(&q, at).0, &expect);
                 checked += 1;
             }
         }
