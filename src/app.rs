@@ -12,17 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 // Tokio's clock is the monotonic clock at runtime, and `tokio::time::pause` stops it in tests:
 // staleness is then tested in exact poll intervals without waiting.
 use tokio::time::Instant;
 
 use crate::cluster_state::ClusterState;
-use crate::config::{Compat, Config};
+use crate::config::{Compat, Config, ConfigError, WebConfig};
+use crate::http::security::{self as web_security, WebSecurity};
 use crate::http::{self, Exposition};
+use crate::kafka::{self, Stage};
 use crate::metrics::{self, RenderSettings};
 use crate::model::analytics::Event;
-use crate::model::Report;
 use crate::poll::{log_stage_errors, log_unauthorized, ClusterPoller, PollResult, Poller};
 use crate::status_page;
 
@@ -33,22 +34,28 @@ const STALE_AFTER_INTERVALS: u32 = 3;
 pub enum AppError {
     #[error("HTTP server: {0}")]
     Http(#[source] std::io::Error),
-    #[error(
-        "web_config_file ({0}): TLS and basic auth for HTTP are not supported by this version"
-    )]
-    WebConfigUnsupported(String),
+    #[error("{0}")]
+    WebConfig(String),
 }
 
 /// Everything the poll loops share.
 struct Shared {
     clusters: Mutex<Vec<ClusterState>>,
+    /// Poll interval of each cluster, indexed like `clusters`: the age at which its data expires.
+    intervals: Vec<Duration>,
     settings: RenderSettings,
     exposition: Arc<Exposition>,
+    /// Told of every update, so [`expire_stale`] looks again at when the next data expires.
+    updated: Notify,
 }
 
 impl Shared {
     /// One unpolled entry per cluster, served as an exporter-only render until the first poll.
-    fn new(clusters: Vec<ClusterState>, settings: RenderSettings) -> Shared {
+    fn new(
+        clusters: Vec<ClusterState>,
+        intervals: Vec<Duration>,
+        settings: RenderSettings,
+    ) -> Shared {
         let exposition = Arc::new(Exposition::new(
             metrics::render(&clusters, &settings),
             clusters.len(),
@@ -56,21 +63,29 @@ impl Shared {
         exposition.publish_page(status_page::render(&clusters, SystemTime::now()));
         Shared {
             clusters: Mutex::new(clusters),
+            intervals,
             settings,
             exposition,
+            updated: Notify::new(),
         }
     }
 
-    /// Applies `update` to cluster `index` and publishes a fresh render of every cluster.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ClusterState>> {
+        match self.clusters.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Applies `update` to cluster `index` and publishes a fresh render of every cluster, with
+    /// data older than [`STALE_AFTER_INTERVALS`] poll intervals dropped first.
     fn update(&self, index: usize, update: impl FnOnce(&mut ClusterState)) {
         let (rendered, page) = {
-            let mut clusters = match self.clusters.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut clusters = self.lock();
             if let Some(c) = clusters.get_mut(index) {
                 update(c);
             }
+            self.drop_stale(&mut clusters, Instant::now());
             (
                 metrics::render(&clusters, &self.settings),
                 status_page::render(&clusters, SystemTime::now()),
@@ -78,18 +93,113 @@ impl Shared {
         };
         self.exposition.publish(rendered);
         self.exposition.publish_page(page);
+        self.updated.notify_one();
+    }
+
+    /// Drops the data of every cluster whose data is too old to serve ([`is_stale`]), whatever
+    /// its poll loop is doing; returns whether any was dropped. A cluster without fresh data is
+    /// not up.
+    fn drop_stale(&self, clusters: &mut [ClusterState], now: Instant) -> bool {
+        let mut dropped = false;
+        for (c, interval) in clusters.iter_mut().zip(&self.intervals) {
+            let Some(at) = c.report_at else { continue };
+            if is_stale(now.saturating_duration_since(at), *interval) {
+                tracing::warn!(
+                    cluster = c.name.as_str(),
+                    age = ?now.saturating_duration_since(at),
+                    "last good data is stale: dropping its series"
+                );
+                c.report = None;
+                c.report_at = None;
+                c.up = false;
+                dropped = true;
+            }
+        }
+        dropped
+    }
+
+    /// When the next served data becomes stale, if any is served.
+    fn next_expiry(&self) -> Option<Instant> {
+        let clusters = self.lock();
+        clusters
+            .iter()
+            .zip(&self.intervals)
+            .filter_map(|(c, interval)| Some(c.report_at? + *interval * STALE_AFTER_INTERVALS))
+            .min()
+    }
+
+    /// Drops stale data and, if any was dropped, publishes a fresh render.
+    fn expire(&self) {
+        let mut clusters = self.lock();
+        if self.drop_stale(&mut clusters, Instant::now()) {
+            let rendered = metrics::render(&clusters, &self.settings);
+            let page = status_page::render(&clusters, SystemTime::now());
+            drop(clusters);
+            self.exposition.publish(rendered);
+            self.exposition.publish_page(page);
+        }
     }
 }
 
+/// Drops each cluster's data as soon as it is stale, however long its poll loop is busy or
+/// waiting: a poll stuck in a Kafka call, or a loop backing off, never keeps old series served.
+async fn expire_stale(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        // `is_stale` holds strictly after the limit: wake just after it.
+        let next = shared.next_expiry().map(|at| at + Duration::from_millis(1));
+        let expired = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = expired => shared.expire(),
+            _ = shared.updated.notified() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Everything start-up checks before it opens a port or polls, beyond parsing: the files the
+/// configuration names and the web configuration ([`Config::check_files`]), and each cluster's
+/// librdkafka properties and client ([`kafka::check_client`]). Errors name the field, like the
+/// configuration's own. Blocking (creates and drops a Kafka client per cluster).
+pub fn check(config: &Config) -> Result<Option<WebConfig>, ConfigError> {
+    let web = config.check_files()?;
+    if let Some(tls) = web.as_ref().and_then(|w| w.tls.as_ref().map(|t| (w, t))) {
+        let (web, tls) = tls;
+        web_security::server_config(tls).map_err(|e| ConfigError::Field {
+            path: "web_config_file".to_string(),
+            message: format!("{}: tls_server_config.{e}", web.path.display()),
+        })?;
+    }
+    for (index, cluster) in config.clusters.iter().enumerate() {
+        kafka::check_client(cluster).map_err(|e| ConfigError::Field {
+            path: match e.property() {
+                Some(key) => format!("clusters[{index}].kafka.{key}"),
+                None => format!("clusters[{index}].kafka"),
+            },
+            message: e.to_string(),
+        })?;
+    }
+    Ok(web)
+}
+
 /// Runs the exporter until `shutdown` completes.
+/// `web` is the web configuration [`check`] returned.
 pub async fn run(
     config: Config,
+    web: Option<WebConfig>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
-    if let Some(path) = &config.web_config_file {
-        return Err(AppError::WebConfigUnsupported(path.display().to_string()));
-    }
+    let security = match web {
+        Some(web) => Some(Arc::new(
+            WebSecurity::new(web).map_err(AppError::WebConfig)?,
+        )),
+        None => None,
+    };
     let shared = Arc::new(config.clone());
     let plans = config
         .clusters
@@ -103,7 +213,14 @@ pub async fn run(
             }
         })
         .collect();
-    serve(render_settings(&config), plans, listener, shutdown).await
+    serve(
+        render_settings(&config),
+        plans,
+        listener,
+        security,
+        shutdown,
+    )
+    .await
 }
 
 /// What the metrics render takes from the configuration.
@@ -125,7 +242,8 @@ struct PollPlan<S> {
     /// The `cluster` label value.
     cluster: String,
     poll_interval: Duration,
-    /// Creates the cluster's poller. Blocking: the real one opens a Kafka client.
+    /// Creates the cluster's poller. Blocking: the real one opens a Kafka client. Called again
+    /// after a failure to create one, and after a poll panicked.
     start: S,
 }
 
@@ -135,10 +253,11 @@ async fn serve<S, P, E>(
     settings: RenderSettings,
     plans: Vec<PollPlan<S>>,
     listener: TcpListener,
+    security: Option<Arc<WebSecurity>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError>
 where
-    S: FnOnce() -> Result<P, E> + Send + 'static,
+    S: Fn() -> Result<P, E> + Send + Sync + 'static,
     P: Poller,
     E: Display + Send + 'static,
 {
@@ -146,11 +265,12 @@ where
         .iter()
         .map(|plan| ClusterState::new(plan.cluster.clone()))
         .collect();
-    let shared = Arc::new(Shared::new(clusters, settings));
+    let intervals = plans.iter().map(|plan| plan.poll_interval).collect();
+    let shared = Arc::new(Shared::new(clusters, intervals, settings));
     let exposition = shared.exposition.clone();
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut loops = Vec::new();
+    let mut loops = vec![tokio::spawn(expire_stale(shared.clone(), stop_rx.clone()))];
     for (index, plan) in plans.into_iter().enumerate() {
         loops.push(tokio::spawn(poll_loop(
             index,
@@ -161,11 +281,10 @@ where
     }
 
     let (server_stop_tx, mut server_stop_rx) = watch::channel(false);
-    let server =
-        axum::serve(listener, http::router(exposition)).with_graceful_shutdown(async move {
-            let _ = server_stop_rx.wait_for(|stop| *stop).await;
-        });
-    let server = tokio::spawn(async move { server.await });
+    let server = http::serve(listener, exposition, security, async move {
+        let _ = server_stop_rx.wait_for(|stop| *stop).await;
+    });
+    let server = tokio::spawn(server);
     shutdown.await;
     tracing::info!("shutting down");
     let _ = stop_tx.send(true);
@@ -223,15 +342,56 @@ fn log_event(cluster: &str, event: &Event) {
     }
 }
 
+/// Consecutive failures (client creation or panics) after which the wait between attempts stops
+/// doubling: at most this many poll intervals.
+const MAX_BACKOFF_INTERVALS: u32 = 8;
+
+/// Poll intervals to wait after `failures` consecutive failures: 1, 2, 4, then 8 at most.
+fn backoff_intervals(failures: u32) -> u32 {
+    1u32.checked_shl(failures.saturating_sub(1))
+        .unwrap_or(MAX_BACKOFF_INTERVALS)
+        .min(MAX_BACKOFF_INTERVALS)
+}
+
+/// The text of a panic's payload, when it has one.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Creates a poller on a blocking thread; a panic is a failure like any other.
+async fn create_poller<S, P, E>(start: &Arc<S>) -> Result<P, String>
+where
+    S: Fn() -> Result<P, E> + Send + Sync + 'static,
+    P: Poller,
+    E: Display + Send + 'static,
+{
+    let start = start.clone();
+    match tokio::task::spawn_blocking(move || start()).await {
+        Ok(created) => created.map_err(|e| e.to_string()),
+        Err(join) if join.is_panic() => Err(format!(
+            "panicked: {}",
+            panic_message(join.into_panic().as_ref())
+        )),
+        Err(join) => Err(join.to_string()),
+    }
+}
+
 /// Polls one cluster every `poll_interval` until told to stop, one poll at a time: a slow poll
-/// delays only this cluster's next tick.
+/// delays only this cluster's next tick. Never ends before shutdown: a client that cannot be
+/// created and a poll that panics are logged with the cluster, counted in
+/// `lagwatch_poll_errors_total{stage="client"|"panic"}` and retried after 1, 2, 4, then at most
+/// [`MAX_BACKOFF_INTERVALS`] poll intervals.
 async fn poll_loop<S, P, E>(
     index: usize,
     plan: PollPlan<S>,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) where
-    S: FnOnce() -> Result<P, E> + Send + 'static,
+    S: Fn() -> Result<P, E> + Send + Sync + 'static,
     P: Poller,
     E: Display + Send + 'static,
 {
@@ -240,43 +400,88 @@ async fn poll_loop<S, P, E>(
         poll_interval: interval,
         start,
     } = plan;
-    let started = tokio::task::spawn_blocking(start)
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|created| created.map_err(|e| e.to_string()));
-    let mut poller = match started {
-        Ok(poller) => poller,
-        Err(error) => {
-            tracing::error!(cluster = cluster.as_str(), error, "cannot start polling");
-            shared.exposition.first_poll_attempted();
-            return;
-        }
-    };
+    let start = Arc::new(start);
+    let mut poller: Option<P> = None;
+    let mut failures: u32 = 0;
+    let mut retry_at: Option<Instant> = None;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_good: Option<(Arc<Report>, Instant)> = None;
     let mut first = true;
+    // Counts a failure of `stage`, and the first attempt for readiness.
+    let failed = |stage: Stage, first: &mut bool, failures: &mut u32| {
+        shared.update(index, |c| {
+            c.up = false;
+            *c.errors.entry(stage).or_insert(0) += 1;
+        });
+        if std::mem::take(first) {
+            shared.exposition.first_poll_attempted();
+        }
+        *failures = failures.saturating_add(1);
+        Instant::now() + interval * backoff_intervals(*failures)
+    };
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        if retry_at.is_some_and(|at| Instant::now() < at) {
+            continue;
+        }
+        let mut current = match poller.take() {
+            Some(p) => p,
+            None => {
+                let created = tokio::select! {
+                    created = create_poller(&start) => created,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                match created {
+                    Ok(p) => p,
+                    Err(error) => {
+                        let at = failed(Stage::Client, &mut first, &mut failures);
+                        tracing::error!(
+                            cluster = cluster.as_str(),
+                            error,
+                            retry_in = ?at.saturating_duration_since(Instant::now()),
+                            "cannot create the Kafka client"
+                        );
+                        retry_at = Some(at);
+                        continue;
+                    }
+                }
+            }
+        };
         let started = Instant::now();
         let poll = tokio::task::spawn_blocking(move || {
-            let result = poller.poll();
-            (poller, result)
+            let result = current.poll();
+            (current, result)
         });
-        let (returned, result) = tokio::select! {
-            joined = poll => match joined {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(cluster = cluster.as_str(), error = %e, "poll task failed");
-                    return;
-                }
-            },
+        let joined = tokio::select! {
+            joined = poll => joined,
             _ = stop.wait_for(|s| *s) => return,
         };
-        poller = returned;
+        let (returned, result) = match joined {
+            Ok(r) => r,
+            Err(join) => {
+                // The poller went down with the poll: the next attempt creates a new one (and
+                // starts the time-lag history afresh).
+                let error = if join.is_panic() {
+                    panic_message(join.into_panic().as_ref())
+                } else {
+                    join.to_string()
+                };
+                let at = failed(Stage::Panic, &mut first, &mut failures);
+                tracing::error!(
+                    cluster = cluster.as_str(),
+                    error,
+                    retry_in = ?at.saturating_duration_since(Instant::now()),
+                    "poll panicked: creating the Kafka client afresh"
+                );
+                retry_at = Some(at);
+                continue;
+            }
+        };
+        failures = 0;
+        retry_at = None;
         let PollResult {
             outcome,
             report,
@@ -295,27 +500,18 @@ async fn poll_loop<S, P, E>(
             count(&outcome.unauthorized.topics),
             count(&outcome.unauthorized.groups),
         );
-        if let Some(report) = report {
-            last_good = Some((Arc::new(report), Instant::now()));
-        }
-        if last_good
-            .as_ref()
-            .is_some_and(|(_, at)| is_stale(at.elapsed(), interval))
-        {
-            tracing::warn!(
-                cluster = cluster.as_str(),
-                "last good data is stale: dropping its series"
-            );
-            last_good = None;
-        }
-        let requests = poller.requests();
-        let report = last_good.as_ref().map(|(r, _)| r.clone());
+        let report = report.map(|r| (Arc::new(r), Instant::now()));
+        let requests = returned.requests();
+        poller = Some(returned);
         let failed_stages: Vec<_> = outcome.errors.iter().map(|e| e.stage).collect();
         // Rendering every cluster is CPU work (tens of ms at 100k series): off the async workers.
         let rendering = shared.clone();
         let rendered = tokio::task::spawn_blocking(move || {
             rendering.update(index, |c| {
-                c.report = report;
+                if let Some((report, at)) = report {
+                    c.report = Some(report);
+                    c.report_at = Some(at);
+                }
                 c.up = up;
                 if up {
                     c.last_success = Some(SystemTime::now());
@@ -336,9 +532,8 @@ async fn poll_loop<S, P, E>(
         if let Err(e) = rendered {
             tracing::error!(cluster = cluster.as_str(), error = %e, "render task failed");
         }
-        if first {
+        if std::mem::take(&mut first) {
             shared.exposition.first_poll_attempted();
-            first = false;
         }
         tracing::debug!(cluster = cluster.as_str(), up, elapsed = ?elapsed, "poll done");
     }

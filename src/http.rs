@@ -1,7 +1,11 @@
 //! HTTP: `/metrics` serves the buffer rendered after the last poll (no Kafka I/O on the scrape
 //! path), `/healthz` says the process is alive, `/readyz` says every cluster's first poll was
 //! attempted. A Kafka outage never makes the exporter unready: staleness is told by metrics.
+//! `security` adds TLS, basic authentication and headers from the web configuration file.
 
+pub mod security;
+
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -104,6 +108,40 @@ pub fn router(exposition: Arc<Exposition>) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(index))
         .with_state(exposition)
+}
+
+/// Serves the exposition on `listener` until `stop` completes, then finishes the requests in
+/// flight. With web settings: over TLS when they say so, with basic authentication and headers,
+/// following changes to their files.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    exposition: Arc<Exposition>,
+    security: Option<Arc<security::WebSecurity>>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(exposition);
+    let Some(security) = security else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        security.clone(),
+        security::authenticate,
+    ));
+    let watcher = tokio::spawn(security.clone().watch());
+    let result = if security.tls() {
+        let listener = security::TlsListener::new(listener, security.clone())?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    } else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    };
+    watcher.abort();
+    result
 }
 
 async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) -> Response {
