@@ -13,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
@@ -117,9 +117,13 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     exposition: Arc<Exposition>,
     security: Option<Arc<security::WebSecurity>>,
+    reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(exposition);
+    let mut app = router(exposition);
+    if let Some(reload) = reload {
+        app = app.route("/-/reload", post(reload_now).with_state(reload));
+    }
     let Some(security) = security else {
         return axum::serve(listener, app)
             .with_graceful_shutdown(stop)
@@ -142,6 +146,27 @@ pub async fn serve(
     };
     watcher.abort();
     result
+}
+
+/// A request to reload the configuration: from SIGHUP (`None`), or from `POST /-/reload`, which
+/// waits for the outcome (the error says why the file was refused).
+pub type ReloadRequest = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
+
+async fn reload_now(
+    State(requests): State<tokio::sync::mpsc::Sender<ReloadRequest>>,
+) -> (StatusCode, String) {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if requests.send(Some(reply)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+    }
+    match outcome.await {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n".into()),
+        Ok(Err(error)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration not reloaded: {error}\n"),
+        ),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
+    }
 }
 
 async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) -> Response {

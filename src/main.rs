@@ -21,6 +21,9 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Also reload the configuration on `POST /-/reload` (SIGHUP always does).
+    #[arg(long = "web.enable-reload")]
+    web_enable_reload: bool,
     /// Log filter (tracing-subscriber syntax, e.g. `info` or `lagwatch=debug`); RUST_LOG wins.
     #[arg(long, default_value = "info", global = true)]
     log_level: String,
@@ -96,7 +99,11 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            serve(config, web)
+            let reload = lagwatch::app::Reload {
+                path,
+                endpoint: cli.web_enable_reload,
+            };
+            serve(config, web, reload)
         }
     }
 }
@@ -154,7 +161,11 @@ fn lag(path: &Path, group: Option<&str>, output: OutputFormat, polls: u32) -> Ex
     }
 }
 
-fn serve(config: Config, web: Option<lagwatch::config::WebConfig>) -> ExitCode {
+fn serve(
+    config: Config,
+    web: Option<lagwatch::config::WebConfig>,
+    reload: lagwatch::app::Reload,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -174,7 +185,13 @@ fn serve(config: Config, web: Option<lagwatch::config::WebConfig>) -> ExitCode {
             }
         };
         tracing::info!(listen = %config.listen, clusters = config.clusters.len(), "lagwatch started");
-        match lagwatch::app::run(config, web, listener, lagwatch::app::shutdown_signal()).await {
+        match lagwatch::app::run(
+            config,
+            web,
+            listener,
+            Some(reload),
+            lagwatch::app::shutdown_signal(),
+        ).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lagwatch: {e}");

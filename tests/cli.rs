@@ -166,6 +166,22 @@ fn what_librdkafka_or_the_file_system_would_refuse_exits_2_before_serving() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `METHOD path` with an empty body: the response head and body.
+fn request(port: u16, method: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.to_string(), body.to_string())
+}
+
 fn get_raw(port: u16, path: &str, headers: &str) -> (String, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -184,7 +200,7 @@ fn get_raw(port: u16, path: &str, headers: &str) -> (String, Vec<u8>) {
 
 /// The daemon with `args` on the configuration of `config_on(port)`, its log piped, once it
 /// listens.
-fn start_daemon(port: u16, args: &[&str]) -> std::process::Child {
+fn start_daemon(port: u16, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
     let path = write_config(&config_on(port));
     let child = Command::new(BIN)
         .args(args)
@@ -199,13 +215,13 @@ fn start_daemon(port: u16, args: &[&str]) -> std::process::Child {
         assert!(Instant::now() < deadline, "lagwatch did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
+    (child, path)
 }
 
 #[test]
 fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
     let port = common::free_port();
-    let mut child = start_daemon(port, &[]);
+    let (mut child, _) = start_daemon(port, &[]);
 
     let (head, body) = get_raw(port, "/metrics", "");
     let text = String::from_utf8_lossy(&body).to_string();
@@ -241,6 +257,9 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
     assert!(unzipped.contains("lagwatch_build_info{"));
 
     assert!(get_raw(port, "/healthz", "").0.starts_with("HTTP/1.1 200"));
+    // Reload over HTTP is off without --web.enable-reload.
+    let (head, _) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
     // SIGTERM: clean exit 0, promptly, even with a poll stuck on an unreachable broker.
     let pid = child.id() as libc::pid_t;
@@ -275,7 +294,7 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
 #[test]
 fn json_logs_are_one_object_a_line_and_carry_no_secret() {
     let port = common::free_port();
-    let child = start_daemon(port, &["--log-format", "json", "--log-level", "trace"]);
+    let (child, _) = start_daemon(port, &["--log-format", "json", "--log-level", "trace"]);
     // Long enough for a poll of the closed port to fail and be logged.
     assert!(get_raw(port, "/healthz", "").0.starts_with("HTTP/1.1 200"));
     std::thread::sleep(Duration::from_secs(2));
@@ -300,4 +319,103 @@ fn json_logs_are_one_object_a_line_and_carry_no_secret() {
     }
     assert!(messages.iter().any(|m| m == "lagwatch started"), "{stderr}");
     assert!(messages.iter().any(|m| m == "shutting down"), "{stderr}");
+}
+
+#[test]
+fn sighup_and_post_reload_apply_a_good_file_and_keep_the_running_one_on_a_bad_file() {
+    let port = common::free_port();
+    let (child, path) = start_daemon(port, &["--web.enable-reload", "--log-format", "json"]);
+    let metrics = || String::from_utf8_lossy(&get_raw(port, "/metrics", "").1).to_string();
+    let wait_for = |what: &str, check: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = metrics();
+            if check(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "never: {what}:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let hangup = || {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+    assert!(metrics().contains("lagwatch_config_last_reload_successful 1"));
+
+    // 1. SIGHUP with a file that does not load: still running, the old clusters served.
+    std::fs::write(
+        &path,
+        config_on(port).replace("poll_interval: 1s", "poll_interval: 3x"),
+    )
+    .expect("config");
+    hangup();
+    let text = wait_for("the failed reload is shown", &|t| {
+        t.contains("lagwatch_config_last_reload_successful 0")
+    });
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"nowhere\"}"),
+        "{text}"
+    );
+
+    // 2. POST /-/reload says why.
+    let (head, body) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    assert!(
+        body.contains("poll_interval: invalid duration \"3x\""),
+        "{body}"
+    );
+
+    // 3. A good file adding a cluster, over HTTP: applied at once.
+    let two = format!(
+        "{}  - name: elsewhere\n    bootstrap_servers: \"127.0.0.1:2\"\n",
+        config_on(port)
+    );
+    std::fs::write(&path, &two).expect("config");
+    let (head, body) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    let text = metrics();
+    assert!(
+        text.contains("lagwatch_config_last_reload_successful 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"elsewhere\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"nowhere\"}"),
+        "{text}"
+    );
+
+    // 4. SIGHUP with `nowhere` removed and `listen` changed: `nowhere` stops, the port stays.
+    let other_port = common::free_port();
+    let one = format!(
+        "listen: \"127.0.0.1:{other_port}\"\nclusters:\n  - name: elsewhere\n    bootstrap_servers: \"127.0.0.1:2\"\n"
+    );
+    std::fs::write(&path, one).expect("config");
+    hangup();
+    let text = wait_for("nowhere is removed", &|t| {
+        !t.contains("cluster=\"nowhere\"")
+    });
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"elsewhere\"}"),
+        "{text}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", other_port)).is_err());
+
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    for message in [
+        "configuration not reloaded: keeping the one in force",
+        "configuration reloaded",
+        "changed in the configuration file: takes effect at the next start",
+    ] {
+        assert!(log.contains(message), "{message}:\n{log}");
+    }
+    assert!(!log.contains("hunter2-secret"), "{log}");
 }

@@ -193,7 +193,7 @@ fn spawn_loop(
     shared: &Arc<Shared>,
 ) -> (watch::Sender<bool>, JoinHandle<()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poll = poll_loop(index, plan, shared.clone(), stop_rx.clone());
+    let poll = poll_loop(index as LoopId, plan, shared.clone(), stop_rx.clone(), true);
     let expire = expire_stale(shared.clone(), stop_rx);
     let handle = tokio::spawn(async move {
         tokio::join!(poll, expire);
@@ -202,7 +202,7 @@ fn spawn_loop(
 }
 
 fn cluster(shared: &Shared, index: usize) -> ClusterState {
-    shared.clusters.lock().expect("clusters")[index].clone()
+    shared.lock().states[index].clone()
 }
 
 /// A GET through the router, as a scrape sees it.
@@ -435,19 +435,89 @@ async fn ready_only_after_every_cluster_attempted_its_first_poll() {
 async fn serve_for_test(
     plans: Vec<PollPlan<Start>>,
 ) -> (oneshot::Sender<()>, JoinHandle<Result<(), AppError>>) {
+    let names: Vec<&str> = plans.iter().map(|p| p.cluster.as_str()).collect();
+    let config = config_of(
+        &names
+            .iter()
+            .map(|n| (*n, "127.0.0.1:9092"))
+            .collect::<Vec<_>>(),
+    );
+    let plans = Mutex::new(
+        plans
+            .into_iter()
+            .map(|p| (p.cluster.clone(), p))
+            .collect::<BTreeMap<_, _>>(),
+    );
+    let make_plan = move |_: &Arc<Config>, c: &ClusterConfig| {
+        plans
+            .lock()
+            .expect("plans")
+            .remove(&c.name)
+            .expect("one plan per cluster")
+    };
+    let (_, reloads) = mpsc::channel(1);
+    let (shutdown, serving, _) = serve_with(
+        config,
+        make_plan,
+        || Err("no reload here".to_string()),
+        reloads,
+    )
+    .await;
+    (shutdown, serving)
+}
+
+/// A configuration of `clusters` (name, bootstrap servers), polled every [`INTERVAL`].
+fn config_of(clusters: &[(&str, &str)]) -> Config {
+    let clusters: String = clusters
+        .iter()
+        .map(|(name, servers)| format!("  - {{name: {name}, bootstrap_servers: \"{servers}\"}}\n"))
+        .collect();
+    Config::from_yaml(&format!("poll_interval: 30s\nclusters:\n{clusters}")).expect("config")
+}
+
+/// Runs `serve` on a port-0 listener; the sender completes its shutdown future.
+async fn serve_with<M, L>(
+    config: Config,
+    make_plan: M,
+    load: L,
+    reloads: mpsc::Receiver<http::ReloadRequest>,
+) -> (oneshot::Sender<()>, JoinHandle<Result<(), AppError>>, u16)
+where
+    M: Fn(&Arc<Config>, &ClusterConfig) -> PollPlan<Start> + Send + 'static,
+    L: Fn() -> Result<Config, String> + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("address").port();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let shutdown = async move {
         let _ = shutdown_rx.await;
     };
-    let server = tokio::spawn(serve(
-        render_settings_for_tests(),
-        plans,
+    let server = Server {
         listener,
-        None,
-        shutdown,
-    ));
-    (shutdown_tx, server)
+        security: None,
+        reload_endpoint: None,
+    };
+    let serving = tokio::spawn(serve(config, make_plan, load, server, reloads, shutdown));
+    (shutdown_tx, serving, port)
+}
+
+/// `GET /metrics` over the socket `serve` listens on. On a blocking thread, which also holds
+/// the paused clock still while the request is in flight.
+async fn scrape(port: u16) -> String {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            s,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut text = String::new();
+        s.read_to_string(&mut text).expect("read");
+        text
+    })
+    .await
+    .expect("scrape")
 }
 
 #[tokio::test(start_paused = true)]
@@ -655,4 +725,153 @@ async fn a_stuck_poll_stops_serving_its_old_data_after_three_intervals() {
 
     let _ = stop.send(true);
     handle.await.expect("poll loop");
+}
+
+#[test]
+fn a_reload_keeps_only_clusters_whose_settings_are_unchanged() {
+    let base = "poll_interval: 30s\nclusters:\n  - {name: a, bootstrap_servers: \"x:1\"}\n  - {name: b, bootstrap_servers: \"x:2\"}\n";
+    let old = Config::from_yaml(base).expect("old");
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // (new file, kept, stopped, started, keys needing a restart)
+    let cases = [
+        // 1. The same file: everything goes on.
+        (base.to_string(), names(&["a", "b"]), names(&[]), names(&[]), vec![]),
+        // 2. b's servers changed: b restarts, a goes on; c is added.
+        (
+            "poll_interval: 30s\nclusters:\n  - {name: a, bootstrap_servers: \"x:1\"}\n  - {name: b, bootstrap_servers: \"y:2\"}\n  - {name: c, bootstrap_servers: \"x:3\"}\n".to_string(),
+            names(&["a"]),
+            names(&["b"]),
+            names(&["b", "c"]),
+            vec![],
+        ),
+        // 3. a removed; a render setting (granularity) changes nothing for b's loop.
+        (
+            "granularity: partition\npoll_interval: 30s\nclusters:\n  - {name: b, bootstrap_servers: \"x:2\"}\n".to_string(),
+            names(&["b"]),
+            names(&["a"]),
+            names(&[]),
+            vec![],
+        ),
+        // 4. A status setting every poller holds: every cluster restarts.
+        (
+            format!("status: {{window: 5}}\n{base}"),
+            names(&[]),
+            names(&["a", "b"]),
+            names(&["a", "b"]),
+            vec![],
+        ),
+        // 5. listen and web_config_file change only at the next start.
+        (
+            format!("listen: \"127.0.0.1:1\"\nweb_config_file: web.yml\n{base}"),
+            names(&["a", "b"]),
+            names(&[]),
+            names(&[]),
+            vec!["listen", "web_config_file"],
+        ),
+    ];
+    for (i, (text, keep, stop, start, need_restart)) in cases.into_iter().enumerate() {
+        let new = Config::from_yaml(&text).expect("new");
+        assert_eq!(
+            Changes::between(&old, &new),
+            Changes {
+                keep,
+                stop,
+                start,
+                need_restart
+            },
+            "case {}",
+            i + 1
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_applies_a_good_file_and_keeps_the_running_one_on_a_bad_file() {
+    let start = Instant::now();
+    // Every poller created is counted by cluster, and polls well.
+    let created: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let counted = created.clone();
+    let make_plan = move |_: &Arc<Config>, c: &ClusterConfig| {
+        let counted = counted.clone();
+        let name = c.name.clone();
+        let (inner, _) = plan(&c.name, (0..100).map(|_| Step::Good).collect());
+        let start: Start = Box::new(move || {
+            *counted
+                .lock()
+                .expect("created")
+                .entry(name.clone())
+                .or_insert(0) += 1;
+            (inner.start)()
+        });
+        PollPlan { start, ..inner }
+    };
+    let next: Arc<Mutex<Result<Config, String>>> =
+        Arc::new(Mutex::new(Err("nothing yet".to_string())));
+    let loading = next.clone();
+    let load = move || loading.lock().expect("next").clone();
+    let (requests, reloads) = mpsc::channel(1);
+    let config = config_of(&[("a", "x:1"), ("b", "x:2"), ("c", "x:3")]);
+    let (shutdown, serving, port) = serve_with(config, make_plan, load, reloads).await;
+    let reload = |requests: mpsc::Sender<http::ReloadRequest>| async move {
+        let (reply, outcome) = oneshot::channel();
+        requests.send(Some(reply)).await.expect("serving");
+        outcome.await.expect("an answer")
+    };
+    let creations = || created.lock().expect("created").clone();
+    let counts = |v: &[(&str, usize)]| {
+        v.iter()
+            .map(|(n, c)| (n.to_string(), *c))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let up_line = |c: &str| format!("lagwatch_kafka_up{{cluster=\"{c}\"}}");
+    after_poll(start, 0).await;
+    assert_eq!(creations(), counts(&[("a", 1), ("b", 1), ("c", 1)]));
+    let text = scrape(port).await;
+    assert!(
+        text.contains("lagwatch_config_last_reload_successful 1"),
+        "{text}"
+    );
+
+    // 1. A file that does not load: refused with its reason, the running clusters untouched,
+    //    `lagwatch_config_last_reload_successful` 0.
+    let why = "lagwatch.yaml: clusters[0].poll_interval: invalid duration \"3x\"".to_string();
+    *next.lock().expect("next") = Err(why.clone());
+    assert_eq!(reload(requests.clone()).await, Err(why));
+    let text = scrape(port).await;
+    assert!(
+        text.contains("lagwatch_config_last_reload_successful 0"),
+        "{text}"
+    );
+    for c in ["a", "b", "c"] {
+        assert!(text.contains(&up_line(c)), "{c}: {text}");
+    }
+    assert_eq!(creations(), counts(&[("a", 1), ("b", 1), ("c", 1)]));
+
+    // 2. A good file: a unchanged keeps its loop and poller (its history); b's servers changed,
+    //    so b gets a new poller; c removed stops; d added starts.
+    *next.lock().expect("next") = Ok(config_of(&[("a", "x:1"), ("b", "y:2"), ("d", "x:4")]));
+    assert_eq!(reload(requests.clone()).await, Ok(()));
+    // The reload came at 15 s: b and d poll at once and every 30 s from there; a at 30 s.
+    tokio::time::sleep_until(start + Duration::from_secs(40)).await;
+    assert_eq!(
+        creations(),
+        counts(&[("a", 1), ("b", 2), ("c", 1), ("d", 1)])
+    );
+    let text = scrape(port).await;
+    assert!(
+        text.contains("lagwatch_config_last_reload_successful 1"),
+        "{text}"
+    );
+    for c in ["a", "b", "d"] {
+        assert!(text.contains(&format!("{} 1", up_line(c))), "{c}: {text}");
+    }
+    assert!(!text.contains("cluster=\"c\""), "{text}");
+    // a's entry went on (polls at 0 and 30 s); b's and d's started afresh at the reload.
+    for (c, polls) in [("a", 2), ("b", 1), ("d", 1)] {
+        let line = format!("lagwatch_poll_duration_seconds_count{{cluster=\"{c}\"}} {polls}");
+        assert!(text.contains(&line), "{line}: {text}");
+    }
+
+    let _ = shutdown.send(());
+    serving.await.expect("serve task").expect("serve");
 }

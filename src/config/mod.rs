@@ -151,8 +151,9 @@ fn analytics_defaults() -> (TimeLagConfig, StatusConfig) {
     )
 }
 
-/// One Kafka cluster to monitor.
-#[derive(Clone, Debug)]
+/// One Kafka cluster to monitor. Equal when every setting is (a reload keeps the poll loop, and
+/// with it the history, of a cluster whose settings did not change).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
     /// Value of the `cluster` label.
     pub name: String,
@@ -172,6 +173,19 @@ pub struct ClusterConfig {
 pub struct Selector {
     pub include: Vec<Regex>,
     pub exclude: Vec<Regex>,
+}
+
+/// Selectors are equal when their patterns are, in order.
+impl PartialEq for Selector {
+    fn eq(&self, other: &Selector) -> bool {
+        let patterns = |list: &[Regex]| {
+            list.iter()
+                .map(|re| re.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        patterns(&self.include) == patterns(&other.include)
+            && patterns(&self.exclude) == patterns(&other.exclude)
+    }
 }
 
 impl Selector {
