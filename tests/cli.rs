@@ -100,6 +100,31 @@ fn bad_configuration_exits_2_naming_the_field() {
 }
 
 #[test]
+fn check_config_creates_the_kafka_client_without_connecting() {
+    // A "broker" that only counts connections: one made and closed stays in its backlog.
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = broker.local_addr().expect("address").port();
+    let path = write_config(&format!(
+        "clusters:\n  - name: a\n    bootstrap_servers: \"127.0.0.1:{port}\"\n"
+    ));
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    broker.set_nonblocking(true).expect("nonblocking");
+    match broker.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("check-config connected to the broker: {other:?}"),
+    }
+}
+
+#[test]
 fn what_librdkafka_or_the_file_system_would_refuse_exits_2_before_serving() {
     let dir = std::env::temp_dir().join(common::unique("lagwatch-cli-early"));
     std::fs::create_dir_all(&dir).expect("dir");

@@ -329,7 +329,8 @@ impl ClientCheckError {
 
 /// Sets every `kafka:` property of `cluster` on a librdkafka configuration, one at a time so a
 /// refusal names its property, then creates the cluster's client as a poll would (loading its
-/// certificates and keys) and drops it at once, before it asks any broker anything. Blocking.
+/// certificates and keys) and drops it. The client is given no bootstrap servers: librdkafka
+/// would otherwise connect to one as soon as the client exists. Blocking.
 pub fn check_client(cluster: &ClusterConfig) -> Result<(), ClientCheckError> {
     for (key, value) in &cluster.kafka {
         let mut one = ClientConfig::new();
@@ -354,6 +355,7 @@ pub fn check_client(cluster: &ClusterConfig) -> Result<(), ClientCheckError> {
         }
     }
     let client: BaseConsumer = client_config(cluster)
+        .remove("bootstrap.servers")
         .create()
         .map_err(|e| ClientCheckError::Create(e.to_string()))?;
     drop(client);
