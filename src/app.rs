@@ -1,10 +1,13 @@
-//! Wiring: one poll loop per cluster, the HTTP server, graceful shutdown.
+//! Wiring: the checks before start ([`check`]), one poll loop per cluster, the HTTP server,
+//! reload, graceful shutdown.
 //!
 //! Start order: bind HTTP (done by the caller, who passes the listener), serve an exporter-only
-//! render, start one poll loop per cluster. Each loop runs its cluster's [`Poller`] on a blocking
-//! thread, updates its cluster's entry and re-renders every cluster into the served buffer. A
-//! slow or dead cluster delays only its own loop. Shutdown: stop the loops, then let the server
-//! finish in-flight requests.
+//! render, start one poll loop per cluster and a task that drops data as it turns stale. Each
+//! loop runs its cluster's [`Poller`] on a blocking thread, updates its cluster's entry and
+//! re-renders every cluster into the served buffer; it never ends before shutdown (failures are
+//! retried with backoff). A slow or dead cluster delays only its own loop. A reload restarts
+//! only the loops whose settings changed ([`Changes`]). Shutdown: stop the loops, then let the
+//! server finish in-flight requests.
 
 use std::fmt::Display;
 use std::future::Future;
