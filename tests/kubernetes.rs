@@ -1258,6 +1258,32 @@ fn helm_configs_pass_lagwatch_check_config() {
             what.replace(['/', '.', ' '], "-")
         ));
         std::fs::create_dir_all(&dir).expect("dir");
+        // check-config loads the certificates and keys the configuration names: the files the
+        // chart mounts are made here, a matching pair with the key encrypted by the value the
+        // secret variables get below.
+        let mounted = "/etc/lagwatch/secrets";
+        let config = if config.contains(mounted) {
+            let secrets = dir.join("secrets");
+            std::fs::create_dir_all(&secrets).expect("secrets dir");
+            let made = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-days", "1"])
+                .args([
+                    "-subj",
+                    "/CN=lagwatch",
+                    "-passout",
+                    "pass:not-a-real-secret",
+                ])
+                .arg("-keyout")
+                .arg(secrets.join("client.key"))
+                .arg("-out")
+                .arg(secrets.join("client.crt"))
+                .output()
+                .expect("openssl");
+            assert!(made.status.success(), "openssl: {}", text(&made));
+            config.replace(mounted, &secrets.to_string_lossy())
+        } else {
+            config
+        };
         let file = dir.join("lagwatch.yaml");
         std::fs::write(&file, format!("{config}\nshard:\n  index: 0\n  count: 1\n"))
             .expect("write");
