@@ -27,6 +27,9 @@ pub struct ClusterState {
     /// The data to serve; `None` when there is no good data (never polled successfully, or the
     /// last good data is older than 3 poll intervals): then only exporter families are emitted.
     pub report: Option<Arc<Report>>,
+    /// When `report` was made (on tokio's clock, which tests pause): the age that decides when
+    /// it stops being served, judged whenever anything is rendered.
+    pub report_at: Option<tokio::time::Instant>,
     /// `lagwatch_kafka_up`: the last poll read metadata and offsets.
     pub up: bool,
     /// `lagwatch_last_poll_success_timestamp_seconds`; absent if never.
@@ -51,6 +54,7 @@ impl ClusterState {
         ClusterState {
             name: name.into(),
             report: None,
+            report_at: None,
             up: false,
             last_success: None,
             poll_duration: histogram_for_poll_duration(),

@@ -1,7 +1,11 @@
 //! HTTP: `/metrics` serves the buffer rendered after the last poll (no Kafka I/O on the scrape
 //! path), `/healthz` says the process is alive, `/readyz` says every cluster's first poll was
 //! attempted. A Kafka outage never makes the exporter unready: staleness is told by metrics.
+//! `security` adds TLS, basic authentication and headers from the web configuration file.
 
+pub mod security;
+
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -9,7 +13,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
@@ -104,6 +108,65 @@ pub fn router(exposition: Arc<Exposition>) -> Router {
         .route("/readyz", get(readyz))
         .route("/", get(index))
         .with_state(exposition)
+}
+
+/// Serves the exposition on `listener` until `stop` completes, then finishes the requests in
+/// flight. With web settings: over TLS when they say so, with basic authentication and headers,
+/// following changes to their files.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    exposition: Arc<Exposition>,
+    security: Option<Arc<security::WebSecurity>>,
+    reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    stop: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut app = router(exposition);
+    if let Some(reload) = reload {
+        app = app.route("/-/reload", post(reload_now).with_state(reload));
+    }
+    let Some(security) = security else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await;
+    };
+    let app = app.layer(axum::middleware::from_fn_with_state(
+        security.clone(),
+        security::authenticate,
+    ));
+    let watcher = tokio::spawn(security.clone().watch());
+    let result = if security.tls() {
+        let listener = security::TlsListener::new(listener, security.clone())?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    } else {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+    };
+    watcher.abort();
+    result
+}
+
+/// A request to reload the configuration: from SIGHUP (`None`), or from `POST /-/reload`, which
+/// waits for the outcome (the error says why the file was refused).
+pub type ReloadRequest = Option<tokio::sync::oneshot::Sender<Result<(), String>>>;
+
+async fn reload_now(
+    State(requests): State<tokio::sync::mpsc::Sender<ReloadRequest>>,
+) -> (StatusCode, String) {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    if requests.send(Some(reply)).await.is_err() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into());
+    }
+    match outcome.await {
+        Ok(Ok(())) => (StatusCode::OK, "configuration reloaded\n".into()),
+        Ok(Err(error)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("configuration not reloaded: {error}\n"),
+        ),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n".into()),
+    }
 }
 
 async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) -> Response {

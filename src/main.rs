@@ -21,6 +21,9 @@ struct Cli {
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Also reload the configuration on `POST /-/reload` (SIGHUP always does).
+    #[arg(long = "web.enable-reload")]
+    web_enable_reload: bool,
     /// Log filter (tracing-subscriber syntax, e.g. `info` or `lagwatch=debug`); RUST_LOG wins.
     #[arg(long, default_value = "info", global = true)]
     log_level: String,
@@ -67,8 +70,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format, &cli.log_level);
     match cli.command {
-        Some(Command::CheckConfig { config }) => match Config::load(&config) {
-            Ok(c) => {
+        Some(Command::CheckConfig { config }) => match load_and_check(&config) {
+            Ok((c, _)) => {
                 println!("{}: ok", config.display());
                 print!("{}", c.describe());
                 ExitCode::SUCCESS
@@ -89,16 +92,30 @@ fn main() -> ExitCode {
                 eprintln!("lagwatch: --config FILE is required (see --help)");
                 return ExitCode::from(2);
             };
-            let config = match Config::load(&path) {
-                Ok(c) => c,
+            let (config, web) = match load_and_check(&path) {
+                Ok(checked) => checked,
                 Err(e) => {
                     eprintln!("{}: {e}", path.display());
                     return ExitCode::from(2);
                 }
             };
-            serve(config)
+            let reload = lagwatch::app::Reload {
+                path,
+                endpoint: cli.web_enable_reload,
+            };
+            serve(config, web, reload)
         }
     }
+}
+
+/// The configuration at `path`, parsed and validated, with every file it names read and every
+/// cluster's Kafka client created once (without polling): what start-up and `check-config` refuse.
+fn load_and_check(
+    path: &Path,
+) -> Result<(Config, Option<lagwatch::config::WebConfig>), lagwatch::config::ConfigError> {
+    let config = Config::load(path)?;
+    let web = lagwatch::app::check(&config)?;
+    Ok((config, web))
 }
 
 fn lag(path: &Path, group: Option<&str>, output: OutputFormat, polls: u32) -> ExitCode {
@@ -144,7 +161,11 @@ fn lag(path: &Path, group: Option<&str>, output: OutputFormat, polls: u32) -> Ex
     }
 }
 
-fn serve(config: Config) -> ExitCode {
+fn serve(
+    config: Config,
+    web: Option<lagwatch::config::WebConfig>,
+    reload: lagwatch::app::Reload,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -164,7 +185,13 @@ fn serve(config: Config) -> ExitCode {
             }
         };
         tracing::info!(listen = %config.listen, clusters = config.clusters.len(), "lagwatch started");
-        match lagwatch::app::run(config, listener, lagwatch::app::shutdown_signal()).await {
+        match lagwatch::app::run(
+            config,
+            web,
+            listener,
+            Some(reload),
+            lagwatch::app::shutdown_signal(),
+        ).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("lagwatch: {e}");
@@ -182,8 +209,11 @@ fn init_tracing(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour codes only for a person at a terminal: a file, a pipe or a log collector gets
+    // plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -59,10 +59,12 @@ pub fn render(clusters: &[ClusterState], now: SystemTime) -> String {
     ));
     html.push_str("<h2>Clusters</h2>\n<table><tr><th>cluster</th><th>state</th><th>last successful poll</th><th>groups</th></tr>\n");
     for c in clusters {
-        let (class, state) = match (c.up, c.report.is_some()) {
-            (true, _) => ("up", "up"),
-            (false, true) => ("stale", "stale: serving the last good poll"),
-            (false, false) => ("down", "down: no data"),
+        let (class, state) = match (c.up, c.report.is_some(), c.last_success.is_some()) {
+            (true, true, _) => ("up", "up"),
+            (false, true, _) => ("stale", "stale: serving the last good poll"),
+            // Good data once, none for 3 poll intervals (failing, or a poll stuck): dropped.
+            (_, false, true) => ("stale", "stale: no good poll for 3 intervals"),
+            (_, false, false) => ("down", "down: no data"),
         };
         let last = match c.last_success {
             Some(t) => format!("{} ago", age(now, t)),

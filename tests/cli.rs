@@ -56,6 +56,26 @@ fn check_config_accepts_the_shipped_files_and_redacts_secrets() {
     assert!(stdout.contains("<redacted>"), "{stdout}");
 }
 
+/// Both `check-config` and the daemon refuse the file at `path` with exit code 2 and a message
+/// containing `expected`, and print nothing on standard output (no "ok").
+fn assert_refused(path: &std::path::Path, expected: &str) {
+    for args in [vec!["check-config", "--config"], vec!["--config"]] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .arg(path)
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let config = std::fs::read_to_string(path).unwrap_or_default();
+        assert_eq!(out.status.code(), Some(2), "{args:?} {config}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: {stderr} should say {expected}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}: nothing printed as ok");
+    }
+}
+
 #[test]
 fn bad_configuration_exits_2_naming_the_field() {
     let cases = [
@@ -70,26 +90,121 @@ fn bad_configuration_exits_2_naming_the_field() {
         ("poll_intervall: 5s\nclusters: []\n", "poll_intervall"),
     ];
     for (yaml, expected) in cases {
-        let path = write_config(yaml);
-        for args in [vec!["check-config", "--config"], vec!["--config"]] {
-            let out = Command::new(BIN)
-                .args(&args)
-                .arg(&path)
-                .output()
-                .expect("run");
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(2), "{args:?} {yaml}: {stderr}");
-            assert!(
-                stderr.contains(expected),
-                "{args:?}: {stderr} should name {expected}"
-            );
-        }
+        assert_refused(&write_config(yaml), expected);
     }
     let out = Command::new(BIN)
         .args(["--config", "/nonexistent/lagwatch.yaml"])
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn check_config_creates_the_kafka_client_without_connecting() {
+    // A "broker" that only counts connections: one made and closed stays in its backlog.
+    let broker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = broker.local_addr().expect("address").port();
+    let path = write_config(&format!(
+        "clusters:\n  - name: a\n    bootstrap_servers: \"127.0.0.1:{port}\"\n"
+    ));
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    broker.set_nonblocking(true).expect("nonblocking");
+    match broker.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("check-config connected to the broker: {other:?}"),
+    }
+}
+
+#[test]
+fn what_librdkafka_or_the_file_system_would_refuse_exits_2_before_serving() {
+    let dir = std::env::temp_dir().join(common::unique("lagwatch-cli-early"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let not_a_cert = dir.join("garbage.pem");
+    std::fs::write(&not_a_cert, "not a certificate\n").expect("write");
+    std::fs::write(
+        dir.join("web.yml"),
+        "tls_server_config:\n  cert_file: server.pem\n",
+    )
+    .expect("web");
+    std::fs::write(dir.join("web-typo.yml"), "basic_auth_user: {}\n").expect("web");
+    let cluster = |kafka: &str| {
+        format!(
+            "listen: \"127.0.0.1:{}\"\nclusters:\n  - name: a\n    bootstrap_servers: \"127.0.0.1:1\"\n    kafka: {{{kafka}}}\n",
+            common::free_port()
+        )
+    };
+    let cases = [
+        // 1. A misspelt property.
+        (
+            cluster("securty.protocol: ssl"),
+            "clusters[0].kafka.securty.protocol: no such librdkafka property".to_string(),
+        ),
+        // 2. A value librdkafka does not take.
+        (
+            cluster("security.protocol: ssl2"),
+            "clusters[0].kafka.security.protocol: invalid value: ".to_string(),
+        ),
+        // 3. A certificate file that is not there.
+        (
+            cluster("security.protocol: ssl, ssl.ca.location: /nonexistent/ca.pem"),
+            "clusters[0].kafka.ssl.ca.location: cannot read \"/nonexistent/ca.pem\": No such file or directory".to_string(),
+        ),
+        // 4. A certificate file librdkafka cannot load: creating the client fails.
+        (
+            cluster(&format!(
+                "security.protocol: ssl, ssl.ca.location: \"{}\"",
+                not_a_cert.display()
+            )),
+            "clusters[0].kafka: cannot create the Kafka client: ".to_string(),
+        ),
+        // 5. A web configuration whose certificate is missing.
+        (
+            format!("web_config_file: web.yml\n{}", cluster("")),
+            format!(
+                "web_config_file: {}: tls_server_config.key_file: is required",
+                dir.join("web.yml").display()
+            ),
+        ),
+        // 6. A web configuration with a misspelt key.
+        (
+            format!("web_config_file: web-typo.yml\n{}", cluster("")),
+            format!(
+                "web_config_file: {}: basic_auth_user: unknown field `basic_auth_user`",
+                dir.join("web-typo.yml").display()
+            ),
+        ),
+    ];
+    let path = dir.join("lagwatch.yaml");
+    for (yaml, expected) in cases {
+        std::fs::write(&path, &yaml).expect("config");
+        assert_refused(&path, &expected);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `METHOD path` with an empty body: the response head and body.
+fn request(port: u16, method: &str, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.to_string(), body.to_string())
 }
 
 fn get_raw(port: u16, path: &str, headers: &str) -> (String, Vec<u8>) {
@@ -108,11 +223,12 @@ fn get_raw(port: u16, path: &str, headers: &str) -> (String, Vec<u8>) {
     (head, raw[split + 4..].to_vec())
 }
 
-#[test]
-fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
-    let port = common::free_port();
+/// The daemon with `args` on the configuration of `config_on(port)`, its log piped, once it
+/// listens.
+fn start_daemon(port: u16, args: &[&str]) -> (std::process::Child, std::path::PathBuf) {
     let path = write_config(&config_on(port));
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
+        .args(args)
         .arg("--config")
         .arg(&path)
         .stdout(Stdio::null())
@@ -124,6 +240,13 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
         assert!(Instant::now() < deadline, "lagwatch did not listen");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (child, path)
+}
+
+#[test]
+fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
+    let port = common::free_port();
+    let (mut child, _) = start_daemon(port, &[]);
 
     let (head, body) = get_raw(port, "/metrics", "");
     let text = String::from_utf8_lossy(&body).to_string();
@@ -159,6 +282,9 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
     assert!(unzipped.contains("lagwatch_build_info{"));
 
     assert!(get_raw(port, "/healthz", "").0.starts_with("HTTP/1.1 200"));
+    // Reload over HTTP is off without --web.enable-reload.
+    let (head, _) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 404"), "{head}");
 
     // SIGTERM: clean exit 0, promptly, even with a poll stuck on an unreachable broker.
     let pid = child.id() as libc::pid_t;
@@ -177,6 +303,9 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
                 !stderr.contains("hunter2-secret"),
                 "secrets never reach the log"
             );
+            assert!(stderr.contains("lagwatch started"), "{stderr}");
+            // Written to a pipe, not a terminal: no colour codes.
+            assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
             break;
         }
         assert!(
@@ -185,4 +314,133 @@ fn serves_text_openmetrics_and_gzip_then_exits_0_on_sigterm() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn json_logs_are_one_object_a_line_and_carry_no_secret() {
+    let port = common::free_port();
+    let (child, _) = start_daemon(port, &["--log-format", "json", "--log-level", "trace"]);
+    // Long enough for a poll of the closed port to fail and be logged.
+    assert!(get_raw(port, "/healthz", "").0.starts_with("HTTP/1.1 200"));
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut messages = Vec::new();
+    for line in stderr.lines() {
+        let value: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        messages.push(
+            value["fields"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .to_string(),
+        );
+        assert!(!line.contains("hunter2-secret"), "{line}");
+        assert!(!line.contains('\u{1b}'), "{line}");
+    }
+    assert!(messages.iter().any(|m| m == "lagwatch started"), "{stderr}");
+    assert!(messages.iter().any(|m| m == "shutting down"), "{stderr}");
+}
+
+#[test]
+fn sighup_and_post_reload_apply_a_good_file_and_keep_the_running_one_on_a_bad_file() {
+    let port = common::free_port();
+    let (child, path) = start_daemon(port, &["--web.enable-reload", "--log-format", "json"]);
+    let metrics = || String::from_utf8_lossy(&get_raw(port, "/metrics", "").1).to_string();
+    let wait_for = |what: &str, check: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = metrics();
+            if check(&text) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "never: {what}:\n{text}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let hangup = || {
+        // SAFETY: sending a signal to our own child process.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    };
+    assert!(metrics().contains("lagwatch_config_last_reload_successful 1"));
+
+    // 1. SIGHUP with a file that does not load: still running, the old clusters served.
+    std::fs::write(
+        &path,
+        config_on(port).replace("poll_interval: 1s", "poll_interval: 3x"),
+    )
+    .expect("config");
+    hangup();
+    let text = wait_for("the failed reload is shown", &|t| {
+        t.contains("lagwatch_config_last_reload_successful 0")
+    });
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"nowhere\"}"),
+        "{text}"
+    );
+
+    // 2. POST /-/reload says why.
+    let (head, body) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    assert!(
+        body.contains("poll_interval: invalid duration \"3x\""),
+        "{body}"
+    );
+
+    // 3. A good file adding a cluster, over HTTP: applied at once.
+    let two = format!(
+        "{}  - name: elsewhere\n    bootstrap_servers: \"127.0.0.1:2\"\n",
+        config_on(port)
+    );
+    std::fs::write(&path, &two).expect("config");
+    let (head, body) = request(port, "POST", "/-/reload");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
+    let text = metrics();
+    assert!(
+        text.contains("lagwatch_config_last_reload_successful 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"elsewhere\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"nowhere\"}"),
+        "{text}"
+    );
+
+    // 4. SIGHUP with `nowhere` removed and `listen` changed: `nowhere` stops, the port stays.
+    let other_port = common::free_port();
+    let one = format!(
+        "listen: \"127.0.0.1:{other_port}\"\nclusters:\n  - name: elsewhere\n    bootstrap_servers: \"127.0.0.1:2\"\n"
+    );
+    std::fs::write(&path, one).expect("config");
+    hangup();
+    let text = wait_for("nowhere is removed", &|t| {
+        !t.contains("cluster=\"nowhere\"")
+    });
+    assert!(
+        text.contains("lagwatch_kafka_up{cluster=\"elsewhere\"}"),
+        "{text}"
+    );
+    assert!(std::net::TcpStream::connect(("127.0.0.1", other_port)).is_err());
+
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&out.stderr);
+    for message in [
+        "configuration not reloaded: keeping the one in force",
+        "configuration reloaded",
+        "changed in the configuration file: takes effect at the next start",
+    ] {
+        assert!(log.contains(message), "{message}:\n{log}");
+    }
+    assert!(!log.contains("hunter2-secret"), "{log}");
 }

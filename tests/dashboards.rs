@@ -1,11 +1,18 @@
 //! Checks of the bundled Grafana dashboards (`dashboards/*.json`): current schema, no `__inputs`
 //! and no hard-coded data source (every panel and target uses the `${datasource}` variable), the
-//! `datasource`, `cluster`, `group` and `topic` variables, a unit on every panel, every metric a
-//! query uses documented in `docs/metrics.md`, and every query valid PromQL (promtool parses it).
+//! `datasource`, `cluster`, `group_type`, `group` and `topic` variables, a unit on every panel,
+//! every metric a query uses documented in `docs/metrics.md`, and every query valid PromQL
+//! (promtool parses it). And what makes the figures right: `rate`/`increase` only on counters and
+//! `deriv` only on gauges (by the types in docs/metrics.md), variables matched exactly (`=` for
+//! single values, `=~` only where Grafana regex-escapes), every Kafka series deduplicated over
+//! lagwatch replicas (`max`/`min` by its identifying labels before any `sum` or `count`), `topk`
+//! where a panel ranks, partition-level panels in a collapsed row that says so, and alert and
+//! rewind annotations.
 //!
 //! `cargo test --test dashboards -- --nocapture` also prints every (dashboard, panel, expr).
-//! Whether each query returns data against a live lagwatch is checked end to end in
-//! `tests/e2e_prometheus.rs`.
+//! The values each query returns from a real Prometheus, at every granularity and with three
+//! replicas, are checked in `tests/dashboards_prometheus.rs`; `tests/e2e_prometheus.rs` checks
+//! that every query has data in the end-to-end scenario.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -157,7 +164,8 @@ fn substitute(expr: &str) -> String {
     let mut e = expr
         .replace("$__rate_interval", "1m")
         .replace("${__rate_interval}", "1m");
-    for var in ["cluster", "group", "topic"] {
+    // group_type first: `$group` is a prefix of `$group_type`.
+    for var in ["group_type", "cluster", "group", "topic"] {
         e = e
             .replace(&format!("${{{var}}}"), ".*")
             .replace(&format!("${var}"), ".*");
@@ -411,20 +419,19 @@ fn metric_names_map_to_families() {
     assert_eq!(f("kafka_consumergroup_rewinds"), None);
 }
 
-/// Every query is valid PromQL: with the variables substituted, the queries become recording
-/// rules of a temporary rule file, and `promtool check rules` parses them.
-#[test]
-fn every_query_parses_with_promtool() {
-    let mut rules = String::from("groups:\n  - name: dashboard-queries\n    rules:\n");
-    for (i, (_, _, expr)) in queries().iter().enumerate() {
+/// Runs `promtool check rules` on the expressions, each as a recording rule of a temporary
+/// rule file, with the variables substituted; panics naming `what` when promtool rejects one.
+fn assert_promtool_parses(what: &str, exprs: &[String]) {
+    let mut rules = format!("groups:\n  - name: dashboard-{what}\n    rules:\n");
+    for (i, expr) in exprs.iter().enumerate() {
         let quoted = serde_json::to_string(&substitute(expr)).expect("quote");
         rules.push_str(&format!(
-            "      - record: dashboard:query_{i}\n        expr: {quoted}\n"
+            "      - record: dashboard:{what}_{i}\n        expr: {quoted}\n"
         ));
     }
-    let dir = std::env::temp_dir().join(format!("lagwatch-dashboards-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("lagwatch-{what}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let file = dir.join("queries.yaml");
+    let file = dir.join("rules.yaml");
     std::fs::write(&file, &rules).expect("write rules");
     let out = Command::new("promtool")
         .arg("check")
@@ -437,10 +444,18 @@ fn every_query_parses_with_promtool() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success(),
-        "promtool rejects a dashboard query:\n{}\n{}",
+        "promtool rejects a dashboard {what} expression:\n{}\n{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Every query is valid PromQL: with the variables substituted, the queries become recording
+/// rules of a temporary rule file, and `promtool check rules` parses them.
+#[test]
+fn every_query_parses_with_promtool() {
+    let exprs: Vec<String> = queries().into_iter().map(|(_, _, e)| e).collect();
+    assert_promtool_parses("query", &exprs);
 }
 
 /// The executive, on-call and debug dashboards cover what PRODUCT.md §8 lists.
@@ -504,4 +519,407 @@ fn dashboards_cover_the_promised_panels() {
         panels(&overview.1).iter().any(|p| p["type"] == "heatmap"),
         "overview: retention-risk heatmap"
     );
+}
+
+/// Every annotation query: (dashboard file, annotation name, expr).
+fn annotation_queries() -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (file, dash) in dashboards() {
+        for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(expr) = a["expr"].as_str() {
+                let name = a["name"].as_str().unwrap_or("").to_owned();
+                out.push((file.clone(), name, expr.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The argument of the call that opens at `open` (the index of its `(`), parentheses balanced.
+fn call_argument(expr: &str, open: usize) -> &str {
+    let mut depth = 0;
+    for (i, c) in expr[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &expr[open + 1..open + i];
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unbalanced parentheses in {expr}")
+}
+
+/// `rate`, `irate` and `increase` only over counters (and histogram series), `deriv` and
+/// `delta` only over gauges: a gauge that goes down (a poll that missed a partition) is not a
+/// counter reset, and a counter's reset is not a fall.
+#[test]
+fn range_functions_match_the_metric_type() {
+    let documented = documented_families();
+    let call = Regex::new(r"\b(rate|irate|increase|deriv|delta)\(").expect("regex");
+    let mut checked = 0;
+    let all = queries().into_iter().chain(annotation_queries());
+    for (file, title, expr) in all {
+        for m in call.captures_iter(&expr) {
+            let function = &m[1];
+            let open = m.get(0).expect("match").end() - 1;
+            for name in metric_names(call_argument(&expr, open)) {
+                let family = family_of(&name, &documented)
+                    .unwrap_or_else(|| panic!("{file} / {title}: {name} is not documented"));
+                let kind = &documented[family];
+                let wants_counter = matches!(function, "rate" | "irate" | "increase");
+                let ok = if wants_counter {
+                    kind.contains("counter") || kind.contains("histogram")
+                } else {
+                    kind.contains("gauge")
+                };
+                assert!(
+                    ok,
+                    "{file} / {title}: {function}() over {name}, a {kind}: use {}",
+                    if wants_counter {
+                        "deriv()"
+                    } else {
+                        "rate()/increase()"
+                    }
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} range-function uses found");
+}
+
+/// Template variables by dashboard: name → (multi or includeAll).
+fn variables(dash: &Value) -> BTreeMap<String, bool> {
+    dash["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            let many = v["multi"] == true || v["includeAll"] == true;
+            (v["name"].as_str().unwrap_or("").to_owned(), many)
+        })
+        .collect()
+}
+
+/// Grafana's Prometheus data source regex-escapes the values of multi-value and "All"
+/// variables (`a.b` → `a\\.b`), so `=~"$group"` is an exact match there; a single-value
+/// variable is interpolated as it is, so it must be matched with `=`, or a group named `a.b`
+/// would also select `axb`. `${var:regex}` escapes with one backslash, which is not a valid
+/// escape in a PromQL string: never used.
+#[test]
+fn variables_select_exactly() {
+    let matcher = Regex::new(r#"([a-z_]+)\s*(=~|!~|!=|=)\s*"([^"]*\$[^"]*)""#).expect("regex");
+    for (file, dash) in dashboards() {
+        let vars = variables(&dash);
+        let mut exprs: Vec<(String, String)> = panels(&dash)
+            .iter()
+            .flat_map(|p| {
+                p["targets"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| Some((title(p).to_owned(), t["expr"].as_str()?.to_owned())))
+            })
+            .collect();
+        for v in dash["templating"]["list"].as_array().into_iter().flatten() {
+            if let Some(d) = v["definition"].as_str() {
+                exprs.push((format!("variable {}", v["name"]), d.to_owned()));
+            }
+        }
+        for a in dash["annotations"]["list"].as_array().into_iter().flatten() {
+            if let Some(e) = a["expr"].as_str() {
+                exprs.push((format!("annotation {}", a["name"]), e.to_owned()));
+            }
+        }
+        let mut seen = 0;
+        for (what, expr) in &exprs {
+            assert!(
+                !expr.contains(":regex}"),
+                "{file} / {what}: ${{var:regex}} breaks PromQL strings: {expr}"
+            );
+            for m in matcher.captures_iter(expr) {
+                let (label, op, value) = (&m[1], &m[2], &m[3]);
+                let var = value.trim_start_matches('$').trim_matches(['{', '}']);
+                let many = *vars
+                    .get(var)
+                    .unwrap_or_else(|| panic!("{file} / {what}: unknown variable {value}"));
+                assert_eq!(
+                    value,
+                    format!("${var}"),
+                    "{file} / {what}: {label} must be the variable alone"
+                );
+                let expected = if many { "=~" } else { "=" };
+                assert_eq!(
+                    op,
+                    expected,
+                    "{file} / {what}: {label}{op}\"{value}\" — ${var} is {} here",
+                    if many {
+                        "multi-value (escaped by Grafana)"
+                    } else {
+                        "single-value (not escaped)"
+                    }
+                );
+                seen += 1;
+            }
+        }
+        assert!(seen > 0, "{file}: no variable matchers found");
+    }
+}
+
+/// The group dashboard selects one cluster and one group, exactly.
+#[test]
+fn group_dashboard_selects_one_group() {
+    let dash = dashboard("lagwatch-group.json");
+    let vars = variables(&dash);
+    assert_eq!(vars.get("cluster"), Some(&false));
+    assert_eq!(vars.get("group"), Some(&false));
+    for (title, expr) in consumer_group_queries(&dash) {
+        assert!(expr.contains(r#"group="$group""#), "{title}: {expr}");
+    }
+}
+
+/// The dashboard of that file name.
+fn dashboard(file: &str) -> Value {
+    dashboards()
+        .into_iter()
+        .find(|(f, _)| f == file)
+        .map(|(_, d)| d)
+        .unwrap_or_else(|| panic!("no dashboards/{file}"))
+}
+
+/// (panel title, expr) of every query over a consumer-group family.
+fn consumer_group_queries(dash: &Value) -> Vec<(String, String)> {
+    panels(dash)
+        .into_iter()
+        .flat_map(|p| {
+            p["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["expr"].as_str())
+                .filter(|e| e.contains("kafka_consumergroup_"))
+                .map(|e| (title(p).to_owned(), e.to_owned()))
+        })
+        .collect()
+}
+
+/// The `group_type` variable: the four group types, "All" = `.*` (which also matches series
+/// without the label), and every group filtered by it: the group dashboard through its group
+/// variable, the overview through each query.
+#[test]
+fn group_type_variable_filters_groups() {
+    for (file, dash) in dashboards() {
+        let list = dash["templating"]["list"].as_array().expect("variables");
+        let v = list
+            .iter()
+            .find(|v| v["name"] == "group_type")
+            .unwrap_or_else(|| panic!("{file}: no group_type variable"));
+        assert_eq!(v["type"], "custom", "{file}");
+        assert_eq!(v["query"], "classic,consumer,share,streams", "{file}");
+        assert_eq!(
+            (&v["includeAll"], &v["allValue"]),
+            (&Value::from(true), &Value::from(".*")),
+            "{file}"
+        );
+        let group = list.iter().find(|v| v["name"] == "group").expect("group");
+        assert!(
+            group["definition"]
+                .as_str()
+                .is_some_and(|d| d.contains(r#"group_type=~"$group_type""#)),
+            "{file}: the group variable lists only groups of the selected types"
+        );
+        let position = |name: &str| list.iter().position(|v| v["name"] == name);
+        assert!(
+            position("group_type") < position("group"),
+            "{file}: group_type comes before group, which depends on it"
+        );
+    }
+    for (title, expr) in consumer_group_queries(&dashboard("lagwatch-overview.json")) {
+        assert!(
+            expr.contains(r#"group_type=~"$group_type""#),
+            "overview / {title}: not filtered by group type: {expr}"
+        );
+    }
+}
+
+/// The head of the call or aggregation whose `(` is at `open`: `max` for `max by (a, b) (`,
+/// `increase` for `increase(`, "" for plain grouping parentheses.
+fn head_of(expr: &str, open: usize) -> String {
+    let before = expr[..open].trim_end();
+    let by = Regex::new(r"([a-z_]+)\s+(?:by|without)\s*\([^()]*\)$").expect("regex");
+    if let Some(c) = by.captures(before) {
+        return c[1].to_owned();
+    }
+    let word = Regex::new(r"([a-z_]+)$").expect("regex");
+    word.captures(before)
+        .map(|c| c[1].to_owned())
+        .unwrap_or_default()
+}
+
+/// With N lagwatch replicas scraping one cluster (sidecars, or shards), every Kafka series
+/// comes N times, once per instance: each Kafka selector's innermost aggregation must be
+/// `max`, `min` or `group` (deduplicating over the instances), never `sum` or `count` directly
+/// and never a bare selector, unless the selector only filters (`and on (…)`, `unless`).
+#[test]
+fn kafka_series_are_deduplicated_across_replicas() {
+    let selector = Regex::new(r"\bkafka_[a-z0-9_]+\{").expect("regex");
+    let filter = Regex::new(r"(?:and|unless)(?:\s+on\s*\([^)]*\))?\s*$").expect("regex");
+    let range = [
+        "increase", "rate", "irate", "deriv", "delta", "changes", "resets",
+    ];
+    let mut checked = 0;
+    for (file, title, expr) in queries().into_iter().chain(annotation_queries()) {
+        for m in selector.find_iter(&expr) {
+            if filter.is_match(&expr[..m.start()]) {
+                continue;
+            }
+            // Open parentheses around the selector, innermost last.
+            let mut open = Vec::new();
+            for (i, c) in expr[..m.start()].char_indices() {
+                match c {
+                    '(' => open.push(i),
+                    ')' => {
+                        open.pop();
+                    }
+                    _ => {}
+                }
+            }
+            let innermost = open
+                .iter()
+                .rev()
+                .map(|&i| head_of(&expr, i))
+                .find(|h| !h.is_empty() && !range.contains(&h.as_str()));
+            assert!(
+                matches!(innermost.as_deref(), Some("max" | "min" | "group")),
+                "{file} / {title}: {} is aggregated first by {innermost:?}, which counts each \
+                 replica: use max/min by the identifying labels first\n{expr}",
+                m.as_str().trim_end_matches('{')
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} Kafka selectors checked");
+}
+
+/// Panels that rank groups show the top 10, not every group.
+#[test]
+fn ranking_panels_use_topk() {
+    let mut ranked = 0;
+    for (file, dash) in dashboards() {
+        for panel in panels(&dash) {
+            if panel["type"] == "bargauge" {
+                for t in panel["targets"].as_array().into_iter().flatten() {
+                    let expr = t["expr"].as_str().unwrap_or("");
+                    assert!(
+                        expr.contains("topk("),
+                        "{file} / {}: a ranking without topk: {expr}",
+                        title(panel)
+                    );
+                    ranked += 1;
+                }
+            }
+        }
+    }
+    assert!(ranked >= 1, "the overview ranks groups by time lag");
+}
+
+/// Panels that need `granularity: partition` say so and sit in a collapsed row, so at the
+/// default granularity (topic) the dashboard shows no empty panels.
+#[test]
+fn partition_level_panels_are_collapsed_and_say_so() {
+    let partition_family =
+        Regex::new(r"\bkafka_(?:consumergroup_)?partition_[a-z_]+\{").expect("regex");
+    let needs_partition = Regex::new(r"granularity:? partition").expect("regex");
+    let mut found = 0;
+    for (file, dash) in dashboards() {
+        let top: Vec<&Value> = dash["panels"].as_array().into_iter().flatten().collect();
+        for p in &top {
+            if p["type"] == "row" && p["collapsed"] == false {
+                assert!(
+                    p["panels"].as_array().is_none_or(Vec::is_empty),
+                    "{file}: an open row keeps its panels at the top level"
+                );
+            }
+        }
+        for panel in panels(&dash) {
+            let targets: Vec<&str> = panel["targets"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["expr"].as_str())
+                .collect();
+            if !targets.iter().any(|e| partition_family.is_match(e)) {
+                continue;
+            }
+            let t = title(panel);
+            let description = panel["description"].as_str().unwrap_or("");
+            assert!(
+                needs_partition.is_match(description),
+                "{file} / {t}: the description must say it needs granularity: partition"
+            );
+            // Panels with a fallback for coarser granularities (`… or …`) may stay open.
+            if targets
+                .iter()
+                .all(|e| partition_family.is_match(e) && !e.contains(" or "))
+            {
+                let in_collapsed_row = top.iter().any(|r| {
+                    r["type"] == "row"
+                        && r["collapsed"] == true
+                        && r["panels"]
+                            .as_array()
+                            .is_some_and(|ps| ps.iter().any(|p| p["id"] == panel["id"]))
+                });
+                assert!(
+                    in_collapsed_row,
+                    "{file} / {t}: partition-level panel outside a collapsed row"
+                );
+                found += 1;
+            }
+        }
+    }
+    assert!(found >= 3, "only {found} partition-level panels found");
+}
+
+/// Alerts and rewinds are marked on the timelines of the overview and group dashboards.
+#[test]
+fn alert_and_rewind_annotations() {
+    for (file, dash) in dashboards() {
+        if file == "lagwatch-exporter.json" {
+            continue;
+        }
+        let list = dash["annotations"]["list"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let has = |needle: &str| {
+            list.iter().any(|a| {
+                a["enable"] == true
+                    && a["expr"].as_str().is_some_and(|e| e.contains(needle))
+                    && is_our_datasource(&a["datasource"])
+            })
+        };
+        assert!(
+            has(r#"ALERTS{alertstate="firing""#),
+            "{file}: alert annotation"
+        );
+        assert!(
+            has("increase(kafka_consumergroup_rewinds_total"),
+            "{file}: rewind annotation"
+        );
+    }
+}
+
+/// The annotation queries are valid PromQL too.
+#[test]
+fn annotation_queries_parse_with_promtool() {
+    let exprs: Vec<String> = annotation_queries()
+        .into_iter()
+        .map(|(_, _, e)| e)
+        .collect();
+    assert!(exprs.len() >= 4, "annotations: {exprs:?}");
+    assert_promtool_parses("annotation", &exprs);
 }

@@ -239,7 +239,10 @@ fn substitute(expr: &str) -> String {
     ] {
         e = e.replace(from, to);
     }
-    for var in ["cluster", "group", "topic", "partition"] {
+    // group_type first: `$group` is a prefix of `$group_type`. A single-value variable is
+    // matched exactly (`group="$group"`): "All" there is every value, hence `=~".*"`.
+    for var in ["group_type", "cluster", "group", "topic", "partition"] {
+        e = e.replace(&format!("=\"${var}\""), "=~\".*\"");
         for form in [
             format!("${{{var}:regex}}"),
             format!("${{{var}:pipe}}"),

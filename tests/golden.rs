@@ -16,7 +16,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use lagwatch::cluster_state::ClusterState;
 use lagwatch::config::Granularity;
 use lagwatch::kafka::Stage;
-use lagwatch::metrics::{self, RenderSettings};
+use lagwatch::metrics::{self, ConfigReload, RenderSettings};
 use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event, Status};
 use lagwatch::model::{
     self, CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
@@ -293,6 +293,10 @@ fn settings(compat_kafka_lag_exporter: bool) -> RenderSettings {
         revision: "0123abcd".into(),
         compat_kafka_lag_exporter,
         shard_zero: true,
+        config_reload: Some(ConfigReload {
+            successful: true,
+            last_success: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
+        }),
     }
 }
 

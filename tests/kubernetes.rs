@@ -43,7 +43,7 @@ fn manifests() -> Vec<PathBuf> {
         .collect();
     files.sort();
     assert!(
-        files.len() >= 6,
+        files.len() >= 5,
         "expected the deploy/kubernetes manifests, found {files:?}"
     );
     files
@@ -238,6 +238,61 @@ fn kustomization_lists_the_manifests_and_renders_valid_objects() {
     }
     let out = run_validator(&["validate", "-"], Some(yaml.as_bytes()));
     assert_all_ok(&out, objects.len(), "kubectl kustomize output");
+}
+
+/// The ConfigMap comes from kustomize's configMapGenerator: its name carries a hash of its
+/// content, the Deployment refers to that name, and an edit of lagwatch.yaml changes it (so
+/// `kubectl apply -k` rolls the pod without a manual restart).
+#[test]
+fn kustomize_configmap_name_follows_its_content() {
+    let (_, objects) = kustomize(&k8s_dir());
+    let configmap = of_kind(&objects, "ConfigMap");
+    let name = str_of(&configmap["metadata"]["name"], "ConfigMap name").to_owned();
+    let hash = name
+        .strip_prefix("lagwatch-")
+        .unwrap_or_else(|| panic!("ConfigMap {name} has no content hash"));
+    assert_eq!(hash.len(), 10, "kustomize's hash suffix: {name}");
+    let config = std::fs::read_to_string(k8s_dir().join("config/lagwatch.yaml")).expect("config");
+    assert_eq!(str_of(&configmap["data"]["lagwatch.yaml"], "data"), config);
+    let deployment = of_kind(&objects, "Deployment");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["configMap"]["name"] == name.as_str()),
+        "the Deployment mounts {name}: {volumes:?}"
+    );
+
+    // The same kustomization over an edited copy: another name.
+    let copy = std::env::temp_dir().join(format!("lagwatch-kustomize-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(copy.join("config")).expect("temp dir");
+    for entry in std::fs::read_dir(k8s_dir()).expect("deploy/kubernetes") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, copy.join(path.file_name().expect("name"))).expect("copy");
+        }
+    }
+    std::fs::write(
+        copy.join("config/lagwatch.yaml"),
+        config.replace("poll_interval: 30s", "poll_interval: 15s"),
+    )
+    .expect("edited config");
+    let (_, edited) = kustomize(&copy);
+    let _ = std::fs::remove_dir_all(&copy);
+    let edited_name = str_of(&of_kind(&edited, "ConfigMap")["metadata"]["name"], "name").to_owned();
+    assert!(edited_name.starts_with("lagwatch-"));
+    assert_ne!(edited_name, name, "an edit changes the ConfigMap's name");
+    assert!(
+        of_kind(&edited, "Deployment")["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .any(|v| v["configMap"]["name"] == edited_name.as_str()),
+        "the Deployment follows the new name"
+    );
 }
 
 #[test]
@@ -581,8 +636,12 @@ fn deployment_runs_lagwatch_hardened_with_both_probes() {
     );
     assert!(sasl["value"].is_null(), "no literal secret in the manifest");
 
-    // The config volume is the ConfigMap, mounted where --config points.
-    let configmap = one_of_kind(&k8s_dir().join("configmap.yaml"), "ConfigMap");
+    // The config volume is the generated ConfigMap, mounted where --config points.
+    let (_, rendered) = kustomize(&k8s_dir());
+    let configmap = of_kind(&rendered, "ConfigMap");
+    let deployment = of_kind(&rendered, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let c = container(deployment, "lagwatch");
     let volume = pod["volumes"]
         .as_array()
         .unwrap()
@@ -728,13 +787,10 @@ fn assert_lagwatch_config_ok(config: &str, workload: &Value, what: &str) {
 
 #[test]
 fn configmaps_pass_lagwatch_check_config() {
-    let base = one_of_kind(&k8s_dir().join("configmap.yaml"), "ConfigMap");
+    let base = std::fs::read_to_string(k8s_dir().join("config/lagwatch.yaml"))
+        .expect("deploy/kubernetes/config/lagwatch.yaml");
     let deployment = one_of_kind(&k8s_dir().join("deployment.yaml"), "Deployment");
-    assert_lagwatch_config_ok(
-        str_of(&base["data"]["lagwatch.yaml"], "data.lagwatch.yaml"),
-        &deployment,
-        "deploy/kubernetes/configmap.yaml",
-    );
+    assert_lagwatch_config_ok(&base, &deployment, "deploy/kubernetes/config/lagwatch.yaml");
     let sidecar_file = k8s_dir().join("sidecar-example.yaml");
     let sidecar = one_of_kind(&sidecar_file, "ConfigMap");
     assert_lagwatch_config_ok(
@@ -742,4 +798,506 @@ fn configmaps_pass_lagwatch_check_config() {
         &one_of_kind(&sidecar_file, "Deployment"),
         "deploy/kubernetes/sidecar-example.yaml",
     );
+}
+
+// ---- Helm chart (deploy/helm/lagwatch) ----------------------------------------------------
+
+fn chart_dir() -> PathBuf {
+    root().join("deploy/helm/lagwatch")
+}
+
+/// Helm, pinned in .ci/helm-version and installed by `.ci/setup` from the Go module proxy.
+fn helm() -> Command {
+    let version =
+        std::fs::read_to_string(root().join(".ci/helm-version")).expect(".ci/helm-version");
+    let cache = std::env::var("LAGWATCH_CACHE").unwrap_or_else(|_| {
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        format!("{home}/.cache/lagwatch")
+    });
+    let binary = PathBuf::from(cache).join(format!("helm-{}/bin/helm", version.trim()));
+    assert!(
+        binary.exists(),
+        "Helm {} is not installed ({} is missing): run .ci/setup",
+        version.trim(),
+        binary.display()
+    );
+    let mut cmd = Command::new(binary);
+    // No repository configuration or cache of the user's: lint and template work offline.
+    let home = std::env::temp_dir().join(format!("lagwatch-helm-home-{}", std::process::id()));
+    cmd.env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"));
+    cmd
+}
+
+/// The chart's value sets: the defaults, then every `ci/*-values.yaml`.
+fn value_sets() -> Vec<Option<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chart_dir().join("ci"))
+        .expect("deploy/helm/lagwatch/ci")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with("-values.yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "value sets: {files:?}");
+    std::iter::once(None)
+        .chain(files.into_iter().map(Some))
+        .collect()
+}
+
+fn values_name(values: &Option<PathBuf>) -> String {
+    values
+        .as_ref()
+        .map_or("default values".to_string(), |p| file_name(p))
+}
+
+fn values_of(values: &Option<PathBuf>) -> Value {
+    let defaults = documents(&chart_dir().join("values.yaml")).remove(0);
+    let Some(path) = values else {
+        return defaults;
+    };
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Object(b), Value::Object(o)) => {
+                for (k, v) in o {
+                    merge(b.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+            (b, o) => *b = o.clone(),
+        }
+    }
+    let mut merged = defaults;
+    merge(&mut merged, &documents(path).remove(0));
+    merged
+}
+
+/// `helm template lagwatch deploy/helm/lagwatch -n monitoring [-f values]`: YAML and objects.
+fn helm_template(values: &Option<PathBuf>) -> (String, Vec<Value>) {
+    let mut cmd = helm();
+    cmd.args(["template", "lagwatch", "--namespace", "monitoring"])
+        .arg(chart_dir());
+    if let Some(v) = values {
+        cmd.arg("--values").arg(v);
+    }
+    let out = cmd.output().expect("run helm template");
+    assert!(
+        out.status.success(),
+        "helm template ({}) failed:\n{}",
+        values_name(values),
+        text(&out)
+    );
+    let yaml = String::from_utf8(out.stdout).expect("UTF-8");
+    let objects = parse_documents(&yaml, &format!("helm template ({})", values_name(values)));
+    (yaml, objects)
+}
+
+fn all_of_kind<'a>(objects: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+#[test]
+fn helm_chart_lints_with_every_value_set() {
+    for values in value_sets() {
+        let mut cmd = helm();
+        cmd.args(["lint", "--strict", "--namespace", "monitoring"])
+            .arg(chart_dir());
+        if let Some(v) = &values {
+            cmd.arg("--values").arg(v);
+        }
+        let out = cmd.output().expect("run helm lint");
+        let report = text(&out);
+        assert!(
+            out.status.success() && report.contains("0 chart(s) failed"),
+            "helm lint --strict ({}):\n{report}",
+            values_name(&values)
+        );
+    }
+    // And lint does fail a broken chart configuration.
+    let out = helm()
+        .args(["lint", "--strict", "--set", "replicas=0"])
+        .arg(chart_dir())
+        .output()
+        .expect("run helm lint");
+    assert!(
+        !out.status.success(),
+        "replicas=0 passes lint:\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn helm_templates_validate_and_wire_up() {
+    let rules = documents(&root().join("alerts/lagwatch-rules.yaml")).remove(0);
+    let deployment = one_of_kind(&k8s_dir().join("deployment.yaml"), "Deployment");
+    let kustomize_container = container(&deployment, "lagwatch");
+    for values in value_sets() {
+        let what = values_name(&values);
+        let v = values_of(&values);
+        let (yaml, objects) = helm_template(&values);
+        let out = run_validator(&["validate", "-"], Some(yaml.as_bytes()));
+        assert_all_ok(&out, objects.len(), &format!("helm template ({what})"));
+
+        // The StatefulSet: replicas, its governing headless Service, which the ServiceMonitor selects.
+        let sts = of_kind(&objects, "StatefulSet");
+        let replicas = v["replicas"].as_u64().expect("replicas");
+        assert_eq!(sts["spec"]["replicas"], replicas, "{what}");
+        assert_eq!(sts["spec"]["podManagementPolicy"], "Parallel", "{what}");
+        let service = of_kind(&objects, "Service");
+        assert_eq!(
+            sts["spec"]["serviceName"], service["metadata"]["name"],
+            "{what}"
+        );
+        assert_eq!(service["spec"]["clusterIP"], "None", "{what}: headless");
+        let pod_labels = &sts["spec"]["template"]["metadata"]["labels"];
+        assert!(labels_match(
+            &sts["spec"]["selector"]["matchLabels"],
+            pod_labels
+        ));
+        assert!(
+            labels_match(&service["spec"]["selector"], pod_labels),
+            "{what}"
+        );
+        assert!(
+            sts["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+                .as_str()
+                .is_some_and(|c| c.len() == 64),
+            "{what}: the pods carry the config's checksum, so an edit rolls them"
+        );
+
+        // Hardened as the plain manifests are.
+        let pod = &sts["spec"]["template"]["spec"];
+        let c = container(sts, "lagwatch");
+        assert_eq!(
+            c["securityContext"], kustomize_container["securityContext"],
+            "{what}: container securityContext"
+        );
+        assert_eq!(
+            pod["securityContext"], deployment["spec"]["template"]["spec"]["securityContext"],
+            "{what}: pod securityContext"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], false);
+        assert_eq!(
+            probes(c),
+            [
+                ("livenessProbe", "/healthz".to_string()),
+                ("readinessProbe", "/readyz".to_string())
+            ]
+        );
+        let init = &pod["initContainers"][0];
+        assert_eq!(
+            init["securityContext"], c["securityContext"],
+            "{what}: init container"
+        );
+
+        // Secrets: each env from the Secret the values name (existing, or the chart's own).
+        let secrets = all_of_kind(&objects, "Secret");
+        let existing = v["secrets"]["existingSecret"].as_str().unwrap_or("");
+        let from_values = v["secrets"]["values"]
+            .as_object()
+            .is_some_and(|m| !m.is_empty());
+        assert_eq!(
+            secrets.len(),
+            usize::from(existing.is_empty() && from_values),
+            "{what}: the chart makes a Secret only from values"
+        );
+        let secret_name = if existing.is_empty() {
+            secrets
+                .first()
+                .map(|s| str_of(&s["metadata"]["name"], "name").to_owned())
+                .unwrap_or_default()
+        } else {
+            existing.to_owned()
+        };
+        let mut env_map = v["secrets"]["env"].as_object().cloned().unwrap_or_default();
+        env_map.retain(|_, key| !key.is_null());
+        if let Some(keys) = v["secrets"]["values"].as_object().filter(|_| from_values) {
+            for key in env_map.values() {
+                assert!(
+                    keys.contains_key(str_of(key, "secret key")),
+                    "{what}: env from key {key}, which the chart's Secret lacks"
+                );
+            }
+        }
+        for (name, key) in &env_map {
+            let var = c["env"]
+                .as_array()
+                .and_then(|e| e.iter().find(|e| e["name"] == name.as_str()))
+                .unwrap_or_else(|| panic!("{what}: no env {name}"));
+            assert_eq!(
+                var["valueFrom"]["secretKeyRef"]["name"],
+                secret_name.as_str()
+            );
+            assert_eq!(&var["valueFrom"]["secretKeyRef"]["key"], key);
+        }
+        let configmap = all_of_kind(&objects, "ConfigMap")
+            .into_iter()
+            .find(|cm| cm["data"]["lagwatch.yaml"].is_string())
+            .expect("the lagwatch ConfigMap");
+        let config = str_of(&configmap["data"]["lagwatch.yaml"], "lagwatch.yaml");
+        for value in v["secrets"]["values"].as_object().into_iter().flatten() {
+            let value = value.1.as_str().unwrap_or("");
+            assert!(!config.contains(value), "{what}: a secret in the ConfigMap");
+        }
+        assert!(
+            !config.contains("shard"),
+            "{what}: the shard comes from the ordinal"
+        );
+        if let Some(mount) = v["secrets"]["mountPath"].as_str().filter(|m| !m.is_empty()) {
+            let volume = pod["volumes"]
+                .as_array()
+                .and_then(|vs| {
+                    vs.iter()
+                        .find(|v| v["secret"]["secretName"] == secret_name.as_str())
+                })
+                .unwrap_or_else(|| panic!("{what}: no volume of Secret {secret_name}"));
+            assert!(c["volumeMounts"].as_array().is_some_and(|m| m
+                .iter()
+                .any(|m| m["name"] == volume["name"] && m["mountPath"] == mount)));
+        }
+
+        // Monitoring objects, as enabled.
+        let monitors = all_of_kind(&objects, "ServiceMonitor");
+        assert_eq!(
+            monitors.len(),
+            usize::from(v["serviceMonitor"]["enabled"] == true),
+            "{what}"
+        );
+        if let Some(m) = monitors.first() {
+            assert!(labels_match(
+                &m["spec"]["selector"]["matchLabels"],
+                &service["metadata"]["labels"]
+            ));
+            assert_eq!(m["spec"]["endpoints"][0]["port"], "metrics");
+            assert_eq!(
+                m["spec"]["endpoints"][0]["interval"], v["pollInterval"],
+                "{what}"
+            );
+            for (k, label) in v["serviceMonitor"]["labels"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(&m["metadata"]["labels"][k], label, "{what}");
+            }
+        }
+        let rule_objects = all_of_kind(&objects, "PrometheusRule");
+        assert_eq!(
+            rule_objects.len(),
+            usize::from(v["prometheusRule"]["enabled"] == true)
+        );
+        if let Some(r) = rule_objects.first() {
+            assert_eq!(
+                r["spec"]["groups"], rules["groups"],
+                "{what}: the PrometheusRule is alerts/lagwatch-rules.yaml"
+            );
+        }
+        let dashboards: Vec<&Value> = all_of_kind(&objects, "ConfigMap")
+            .into_iter()
+            .filter(|cm| !cm["metadata"]["labels"]["grafana_dashboard"].is_null())
+            .collect();
+        if v["dashboards"]["enabled"] == true {
+            let mut files: Vec<String> = std::fs::read_dir(root().join("dashboards"))
+                .expect("dashboards/")
+                .map(|e| file_name(&e.expect("entry").path()))
+                .filter(|n| n.ends_with(".json"))
+                .collect();
+            files.sort();
+            assert_eq!(
+                dashboards.len(),
+                files.len(),
+                "{what}: one ConfigMap per dashboard"
+            );
+            for file in files {
+                let cm = dashboards
+                    .iter()
+                    .find(|cm| cm["data"][&file].is_string())
+                    .unwrap_or_else(|| panic!("{what}: no ConfigMap holds {file}"));
+                assert_eq!(cm["metadata"]["labels"]["grafana_dashboard"], "1");
+                let shipped: Value = serde_json::from_str(
+                    &std::fs::read_to_string(root().join("dashboards").join(&file))
+                        .expect("dashboard"),
+                )
+                .expect("dashboard JSON");
+                let embedded: Value = serde_json::from_str(str_of(&cm["data"][&file], "dashboard"))
+                    .expect("embedded JSON");
+                assert_eq!(embedded, shipped, "{what}: {file} as shipped");
+                if let Some(folder) = v["dashboards"]["folder"].as_str().filter(|f| !f.is_empty()) {
+                    assert_eq!(cm["metadata"]["annotations"]["grafana_folder"], folder);
+                }
+            }
+        } else {
+            assert!(dashboards.is_empty(), "{what}");
+        }
+    }
+}
+
+/// Each pod's init container appends `shard: {index: <ordinal>, count: <replicas>}` to the
+/// chart's lagwatch.yaml; run here with sh for every pod of the sharded value set, the result
+/// passes `lagwatch check-config`, which reports the pod's own shard.
+#[test]
+fn helm_statefulset_shards_by_pod_ordinal() {
+    let sharded = value_sets()
+        .into_iter()
+        .find(|v| {
+            v.as_ref()
+                .is_some_and(|p| file_name(p).starts_with("sharded"))
+        })
+        .expect("ci/sharded-values.yaml");
+    let (_, objects) = helm_template(&sharded);
+    let sts = of_kind(&objects, "StatefulSet");
+    let replicas = sts["spec"]["replicas"].as_u64().expect("replicas");
+    assert!(replicas >= 3);
+    let name = str_of(&sts["metadata"]["name"], "name");
+    let init = &sts["spec"]["template"]["spec"]["initContainers"][0];
+    let command: Vec<&str> = init["command"]
+        .as_array()
+        .expect("command")
+        .iter()
+        .map(|c| str_of(c, "command"))
+        .collect();
+    assert_eq!(command[..2], ["/bin/sh", "-c"]);
+    let env_value = |n: &str| {
+        init["env"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["name"] == n))
+            .cloned()
+            .unwrap_or_else(|| panic!("init env {n}"))
+    };
+    assert_eq!(
+        env_value("POD_NAME")["valueFrom"]["fieldRef"]["fieldPath"],
+        "metadata.name"
+    );
+    let count = str_of(&env_value("SHARD_COUNT")["value"], "SHARD_COUNT").to_owned();
+    assert_eq!(count, replicas.to_string());
+    let config = all_of_kind(&objects, "ConfigMap")
+        .into_iter()
+        .find_map(|cm| cm["data"]["lagwatch.yaml"].as_str())
+        .expect("lagwatch.yaml")
+        .to_owned();
+
+    let dir = std::env::temp_dir().join(format!("lagwatch-helm-shards-{}", std::process::id()));
+    let run = |pod: &str| -> (Output, String) {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("base")).expect("dir");
+        std::fs::create_dir_all(dir.join("out")).expect("dir");
+        std::fs::write(dir.join("base/lagwatch.yaml"), &config).expect("config");
+        let script = command[2]
+            .replace("/etc/lagwatch-base/", &format!("{}/base/", dir.display()))
+            .replace("/etc/lagwatch/", &format!("{}/out/", dir.display()));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("POD_NAME", pod)
+            .env("SHARD_COUNT", &count)
+            .output()
+            .expect("sh");
+        let written = std::fs::read_to_string(dir.join("out/lagwatch.yaml")).unwrap_or_default();
+        (out, written)
+    };
+    for ordinal in 0..replicas {
+        let (out, written) = run(&format!("{name}-{ordinal}"));
+        assert!(
+            out.status.success(),
+            "init script for pod {ordinal}:\n{}",
+            text(&out)
+        );
+        let file = dir.join("out/lagwatch.yaml");
+        let check = Command::new(env!("CARGO_BIN_EXE_lagwatch"))
+            .arg("check-config")
+            .arg("--config")
+            .arg(&file)
+            .env("LAGWATCH_SASL_PASSWORD", "not-a-real-secret")
+            .output()
+            .expect("lagwatch check-config");
+        let report = text(&check);
+        assert!(
+            check.status.success(),
+            "pod {ordinal}: check-config:\n{report}\n{written}"
+        );
+        assert!(
+            report.contains(&format!(
+                "shard:\n  index: {ordinal}\n  count: {replicas}\n"
+            )),
+            "pod {ordinal} is shard {ordinal} of {replicas}:\n{report}"
+        );
+    }
+    let (out, _) = run("lagwatch-x");
+    assert!(
+        !out.status.success(),
+        "a pod name without an ordinal is refused"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Every value set's lagwatch.yaml (with the shard of pod 0) passes `lagwatch check-config`.
+#[test]
+fn helm_configs_pass_lagwatch_check_config() {
+    for values in value_sets() {
+        let what = values_name(&values);
+        let (_, objects) = helm_template(&values);
+        let config = all_of_kind(&objects, "ConfigMap")
+            .into_iter()
+            .find_map(|cm| cm["data"]["lagwatch.yaml"].as_str())
+            .expect("lagwatch.yaml")
+            .to_owned();
+        let sts = of_kind(&objects, "StatefulSet");
+        let parsed = parse_documents(&config, "lagwatch.yaml").remove(0);
+        let mut names = BTreeSet::new();
+        env_references(&parsed, &mut names);
+        let c = container(sts, "lagwatch");
+        for name in &names {
+            assert!(
+                c["env"].as_array().is_some_and(|e| e
+                    .iter()
+                    .any(|e| &e["name"] == name && e["valueFrom"]["secretKeyRef"].is_object())),
+                "{what}: {name} comes from a Secret"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "lagwatch-helm-config-{}-{}",
+            std::process::id(),
+            what.replace(['/', '.', ' '], "-")
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        // check-config loads the certificates and keys the configuration names: the files the
+        // chart mounts are made here, a matching pair with the key encrypted by the value the
+        // secret variables get below.
+        let mounted = "/etc/lagwatch/secrets";
+        let config = if config.contains(mounted) {
+            let secrets = dir.join("secrets");
+            std::fs::create_dir_all(&secrets).expect("secrets dir");
+            let made = Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "rsa:2048", "-days", "1"])
+                .args([
+                    "-subj",
+                    "/CN=lagwatch",
+                    "-passout",
+                    "pass:not-a-real-secret",
+                ])
+                .arg("-keyout")
+                .arg(secrets.join("client.key"))
+                .arg("-out")
+                .arg(secrets.join("client.crt"))
+                .output()
+                .expect("openssl");
+            assert!(made.status.success(), "openssl: {}", text(&made));
+            config.replace(mounted, &secrets.to_string_lossy())
+        } else {
+            config
+        };
+        let file = dir.join("lagwatch.yaml");
+        std::fs::write(&file, format!("{config}\nshard:\n  index: 0\n  count: 1\n"))
+            .expect("write");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lagwatch"));
+        cmd.arg("check-config").arg("--config").arg(&file);
+        for name in &names {
+            cmd.env(name, "not-a-real-secret");
+        }
+        let out = cmd.output().expect("check-config");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            out.status.success(),
+            "{what}: check-config:\n{}",
+            text(&out)
+        );
+    }
 }

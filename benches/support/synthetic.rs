@@ -95,6 +95,7 @@ pub fn settings(granularity: Granularity) -> RenderSettings {
         revision: "bench".into(),
         compat_kafka_lag_exporter: false,
         shard_zero: true,
+        config_reload: None,
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `secrets.rs` | `kafka:` properties: rejected names, `{env}`/`{file}` sources, redaction |
 //! | `shard.rs` | [`ShardConfig`]: which groups this replica owns |
 //! | `describe.rs` | [`Config::describe`], the `check-config` output |
+//! | `web.rs` | [`WebConfig`]: the `web_config_file` (TLS, basic auth, headers of the HTTP server) |
 //!
 //! Every default is written once. Those of `time_lag.*` and `status.*` are the analytics model's
 //! ([`AnalyticsSettings::DEFAULT`]): those keys tune the model, and the model may not import the
@@ -33,6 +34,7 @@ mod secrets;
 mod shard;
 #[cfg(test)]
 mod tests;
+mod web;
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -50,6 +52,7 @@ use secrets::{resolve_kafka, Sources};
 pub use aws::{AwsEnvironment, AwsMskIam};
 pub use secrets::{is_secret_property, KafkaValue};
 pub use shard::ShardConfig;
+pub use web::{ClientAuth, TlsServerConfig, TlsVersion, WebConfig};
 
 /// The validated configuration of one lagwatch process.
 #[derive(Clone, Debug)]
@@ -160,8 +163,9 @@ fn analytics_defaults() -> (TimeLagConfig, StatusConfig) {
     )
 }
 
-/// One Kafka cluster to monitor.
-#[derive(Clone, Debug)]
+/// One Kafka cluster to monitor. Equal when every setting is (a reload keeps the poll loop, and
+/// with it the history, of a cluster whose settings did not change).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClusterConfig {
     /// Value of the `cluster` label.
     pub name: String,
@@ -186,6 +190,19 @@ pub struct ClusterConfig {
 pub struct Selector {
     pub include: Vec<Regex>,
     pub exclude: Vec<Regex>,
+}
+
+/// Selectors are equal when their patterns are, in order.
+impl PartialEq for Selector {
+    fn eq(&self, other: &Selector) -> bool {
+        let patterns = |list: &[Regex]| {
+            list.iter()
+                .map(|re| re.as_str().to_owned())
+                .collect::<Vec<_>>()
+        };
+        patterns(&self.include) == patterns(&other.include)
+            && patterns(&self.exclude) == patterns(&other.exclude)
+    }
 }
 
 impl Selector {
@@ -324,6 +341,54 @@ impl Config {
     /// Validates YAML text; relative paths stay relative to the working directory.
     pub fn from_yaml(text: &str) -> Result<Config, ConfigError> {
         parse(text, &Sources::process(None))
+    }
+}
+
+/// librdkafka properties whose value is a file librdkafka opens when it creates a client (or,
+/// for the CA, a directory); `probe` for the CA asks librdkafka to search the system's paths.
+const FILE_PROPERTIES: &[&str] = &[
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.crl.location",
+    "ssl.keystore.location",
+    "sasl.kerberos.keytab",
+];
+
+impl Config {
+    /// Reads every file the configuration names besides itself and its `{file:}` secrets (read by
+    /// [`Config::load`]): the files of `kafka:` properties, checked as librdkafka will open them
+    /// (relative to the working directory), and the web configuration with the files it names.
+    /// Errors name the field; a property's value, which may be a secret, is never shown beyond
+    /// the path of the file.
+    pub fn check_files(&self) -> Result<Option<WebConfig>, ConfigError> {
+        for (index, cluster) in self.clusters.iter().enumerate() {
+            for (key, value) in &cluster.kafka {
+                let key_lower = key.to_ascii_lowercase();
+                if !FILE_PROPERTIES.contains(&key_lower.as_str()) {
+                    continue;
+                }
+                let path = Path::new(&value.value);
+                if key_lower == "ssl.ca.location" && value.value == "probe" {
+                    continue;
+                }
+                let readable = if path.is_dir() && key_lower == "ssl.ca.location" {
+                    std::fs::read_dir(path).map(|_| ())
+                } else {
+                    std::fs::read(path).map(|_| ())
+                };
+                readable.map_err(|e| {
+                    field_error(
+                        format!("clusters[{index}].kafka.{key}"),
+                        format!("cannot read {:?}: {e}", value.value),
+                    )
+                })?;
+            }
+        }
+        self.web_config_file
+            .as_deref()
+            .map(WebConfig::load)
+            .transpose()
     }
 }
 

@@ -355,6 +355,65 @@ fn stage_timeout(
     timeout
 }
 
+/// Why a cluster's librdkafka configuration was refused, found without contacting Kafka.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientCheckError {
+    #[error("no such librdkafka property")]
+    UnknownProperty { key: String },
+    /// librdkafka's description, which names the value; a secret's value is not described.
+    #[error("invalid value: {description}")]
+    InvalidValue { key: String, description: String },
+    /// librdkafka refused to create the client (e.g. a certificate it could not load).
+    #[error("cannot create the Kafka client: {0}")]
+    Create(String),
+}
+
+impl ClientCheckError {
+    /// The `kafka:` property at fault, when one is.
+    pub fn property(&self) -> Option<&str> {
+        match self {
+            ClientCheckError::UnknownProperty { key }
+            | ClientCheckError::InvalidValue { key, .. } => Some(key),
+            ClientCheckError::Create(_) => None,
+        }
+    }
+}
+
+/// Sets every `kafka:` property of `cluster` on a librdkafka configuration, one at a time so a
+/// refusal names its property, then creates the cluster's client as a poll would (loading its
+/// certificates and keys) and drops it. The client is given no bootstrap servers: librdkafka
+/// would otherwise connect to one as soon as the client exists. Blocking.
+pub fn check_client(cluster: &ClusterConfig) -> Result<(), ClientCheckError> {
+    for (key, value) in &cluster.kafka {
+        let mut one = ClientConfig::new();
+        one.set(key, &value.value);
+        if let Err(e) = one.create_native_config() {
+            return Err(match e {
+                rdkafka::error::KafkaError::ClientConfig(
+                    rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN,
+                    ..,
+                ) => ClientCheckError::UnknownProperty { key: key.clone() },
+                rdkafka::error::KafkaError::ClientConfig(_, description, ..) if !value.secret => {
+                    ClientCheckError::InvalidValue {
+                        key: key.clone(),
+                        description,
+                    }
+                }
+                _ => ClientCheckError::InvalidValue {
+                    key: key.clone(),
+                    description: "librdkafka refused it (a secret: not shown)".to_string(),
+                },
+            });
+        }
+    }
+    let client: BaseConsumer = client_config(cluster)
+        .remove("bootstrap.servers")
+        .create()
+        .map_err(|e| ClientCheckError::Create(e.to_string()))?;
+    drop(client);
+    Ok(())
+}
+
 /// The librdkafka settings every handle of `cluster` shares: the user's properties, then the
 /// ones lagwatch owns.
 fn client_config(cluster: &ClusterConfig) -> ClientConfig {

@@ -10,10 +10,14 @@ pub enum Stage {
     OffsetFetch,
     DescribeConfigs,
     ReadTimestamps,
+    /// The cluster's Kafka client could not be created; the poll loop retries with backoff.
+    Client,
+    /// A poll panicked; the poll loop creates the client afresh and goes on.
+    Panic,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 7] = [
+    pub const ALL: [Stage; 9] = [
         Stage::Metadata,
         Stage::ListOffsets,
         Stage::ListGroups,
@@ -21,6 +25,8 @@ impl Stage {
         Stage::OffsetFetch,
         Stage::DescribeConfigs,
         Stage::ReadTimestamps,
+        Stage::Client,
+        Stage::Panic,
     ];
 
     /// The label value.
@@ -33,6 +39,8 @@ impl Stage {
             Stage::OffsetFetch => "offset_fetch",
             Stage::DescribeConfigs => "describe_configs",
             Stage::ReadTimestamps => "read_timestamps",
+            Stage::Client => "client",
+            Stage::Panic => "panic",
         }
     }
 }

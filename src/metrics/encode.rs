@@ -35,6 +35,7 @@ pub(crate) struct ReportCollector {
     pub compat_kafka_lag_exporter: bool,
     pub version: &'static str,
     pub revision: String,
+    pub config_reload: Option<super::ConfigReload>,
 }
 
 impl Collector for ReportCollector {
@@ -84,6 +85,7 @@ impl ReportCollector {
             ExporterRows::Stages | ExporterRows::PollDuration => !self.clusters.is_empty(),
             ExporterRows::Brokers => self.clusters.iter().any(|c| !c.requests.is_empty()),
             ExporterRows::BuildInfo => true,
+            ExporterRows::ConfigReload(_) => self.config_reload.is_some(),
         }
     }
 
@@ -121,6 +123,12 @@ impl ReportCollector {
                 for c in &self.clusters {
                     let labels = [("cluster", c.name.as_str())];
                     c.poll_duration.encode(metric.encode_family(&labels)?)?;
+                }
+            }
+            ExporterRows::ConfigReload(value) => {
+                if let Some(reload) = &self.config_reload {
+                    let labels: [(&str, &str); 0] = [];
+                    sample(metric, kind, &labels, value(reload))?;
                 }
             }
             ExporterRows::BuildInfo => {

@@ -544,6 +544,8 @@ pub(crate) enum ExporterRows {
     PollDuration,
     /// A single series without `cluster`, labels `version`, `revision`, value 1.
     BuildInfo,
+    /// A single series without labels, about the last load of the configuration file.
+    ConfigReload(fn(&super::ConfigReload) -> Value),
 }
 
 pub(crate) struct ExporterFamily {
@@ -626,6 +628,26 @@ pub(crate) static EXPORTER_FAMILIES: &[ExporterFamily] = &[
         kind: Kind::Gauge,
         unit: None,
         rows: ExporterRows::Cluster(|c| Some(Value::Uint(c.unauthorized_groups))),
+    },
+    ExporterFamily {
+        name: "lagwatch_config_last_reload_successful",
+        help: "1 if the last load of the configuration file (start-up, SIGHUP or POST /-/reload) succeeded; 0: the configuration in force is an older one.",
+        kind: Kind::Gauge,
+        unit: None,
+        rows: ExporterRows::ConfigReload(|r| Value::Int(i64::from(r.successful))),
+    },
+    ExporterFamily {
+        name: "lagwatch_config_last_reload_success_timestamp_seconds",
+        help: "Unix time the configuration in force was loaded.",
+        kind: Kind::Gauge,
+        unit: Some("seconds"),
+        rows: ExporterRows::ConfigReload(|r| {
+            Value::Float(
+                r.last_success
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64()),
+            )
+        }),
     },
     ExporterFamily {
         name: "lagwatch_build_info",

@@ -49,6 +49,18 @@ pub struct RenderSettings {
     /// Shard 0 of a sharded deployment (or no sharding); other shards omit `kafka_topic_*` and
     /// `kafka_partition_*` so that sums over shards count every topic once.
     pub shard_zero: bool,
+    /// `lagwatch_config_last_reload_*`: the outcome of the last load of the configuration file
+    /// (start-up or reload); `None` renders neither family.
+    pub config_reload: Option<ConfigReload>,
+}
+
+/// The last load of the configuration file, as Prometheus reports its own.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ConfigReload {
+    /// Whether the last attempt loaded (a failed reload keeps the configuration in force).
+    pub successful: bool,
+    /// When the configuration in force was loaded.
+    pub last_success: std::time::SystemTime,
 }
 
 /// One render: the same series in both formats, each also gzipped.
@@ -122,6 +134,7 @@ pub fn render(clusters: &[ClusterState], settings: &RenderSettings) -> Rendered 
         compat_kafka_lag_exporter: settings.compat_kafka_lag_exporter,
         version: settings.version,
         revision: settings.revision.clone(),
+        config_reload: settings.config_reload,
     };
     // About 100 bytes per partition-level series; the exporter families are a few KiB.
     let size_hint = series.saturating_mul(112).saturating_add(16 * 1024);

@@ -738,22 +738,25 @@ fn cluster_id() -> String {
     out
 }
 
+/// Runs `openssl ARGS` in `dir`; fails the test with openssl's message when it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("openssl: {e} (run .ci/setup)"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A CA, the brokers' certificate (for 127.0.0.1 and localhost) and a client certificate,
 /// made with openssl (EC P-256 keys: quick to make).
 fn make_certificates(dir: &Path) -> Tls {
     std::fs::create_dir_all(dir).expect("tls dir");
-    let openssl = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap_or_else(|e| panic!("openssl: {e} (run .ci/setup)"));
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let openssl = |args: &[&str]| openssl(dir, args);
     let key = [
         "-newkey",
         "ec",

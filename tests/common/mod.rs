@@ -383,7 +383,7 @@ impl Lagwatch {
                 .expect("runtime");
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                lagwatch::app::run(config, listener, async move {
+                lagwatch::app::run(config, None, listener, None, async move {
                     let _ = stop_rx.await;
                 })
                 .await

@@ -219,7 +219,9 @@ fn stage_labels_are_the_documented_ones() {
             "describe_groups",
             "offset_fetch",
             "describe_configs",
-            "read_timestamps"
+            "read_timestamps",
+            "client",
+            "panic"
         ]
     );
 }

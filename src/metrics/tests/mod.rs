@@ -90,6 +90,7 @@ fn settings(granularity: Granularity) -> RenderSettings {
         revision: "abc123".into(),
         compat_kafka_lag_exporter: false,
         shard_zero: true,
+        config_reload: None,
     }
 }
 
