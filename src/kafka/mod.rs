@@ -17,6 +17,7 @@
 pub mod admin_sys;
 mod error;
 mod groups;
+pub mod native;
 mod reader;
 mod stage;
 pub mod stats;
