@@ -189,3 +189,128 @@ fn committed_offsets_are_read_batched_and_exact_over_scram() {
     assert_eq!(again, results);
     assert_eq!(counted(&requests) - first, 2);
 }
+
+/// Cumulative figures at one moment: the broker side (the proxy) and lagwatch's own.
+struct Counts {
+    proxy: std::collections::BTreeMap<i16, u64>,
+    /// `lagwatch_kafka_requests_total` summed over brokers, as last rendered.
+    lagwatch: f64,
+    polls: f64,
+}
+
+fn proxy_total(c: &Counts) -> f64 {
+    c.proxy.values().sum::<u64>() as f64
+}
+
+/// Waits for the next poll's render, then for lagwatch to go quiet (polls every 4 s; librdkafka
+/// reports its requests within a second), then reads both sides: every request of the polls
+/// so far has reached the proxy, and lagwatch's render of that poll is `lagwatch`. A poll that
+/// ran during the wait (the first polls can follow each other closely) starts the wait again.
+fn after_next_poll(lw: &common::Lagwatch, cluster: &KafkaCluster) -> Counts {
+    loop {
+        let now = lw.metrics().polls();
+        let m = lw.wait_for(Duration::from_secs(60), "the next poll", |m| {
+            m.polls() > now
+        });
+        std::thread::sleep(Duration::from_millis(2500));
+        let proxy = cluster.requests.snapshot();
+        if lw.metrics().polls() == m.polls() {
+            return Counts {
+                proxy,
+                lagwatch: m.sum("lagwatch_kafka_requests_total", &[("cluster", "test")]),
+                polls: m.polls(),
+            };
+        }
+    }
+}
+
+#[test]
+fn a_poll_of_50_groups_sends_one_find_coordinator_and_one_offset_fetch_as_the_broker_counts() {
+    use common::kafka_cluster::proxy::{FIND_COORDINATOR, OFFSET_FETCH};
+    let cluster = KafkaCluster::start(common::ClusterSpec {
+        counted: true,
+        ..common::ClusterSpec::default()
+    });
+    let topic = unique("counted");
+    let prefix = unique("counted-group");
+    cluster.create_topic(&topic, 1, &[]);
+    cluster.produce(&topic, 0, 60, None);
+    for i in 0..50 {
+        cluster.commit(&format!("{prefix}-{i}"), &[(&topic, 0, i)]);
+    }
+    let yaml = common::one_cluster_config(&cluster, &topic, &format!("{prefix}-.*"), "")
+        .replace("poll_interval: 1s", "poll_interval: 4s");
+    let lw = common::Lagwatch::start(&yaml);
+    // Σ (60 − i) for i in 0..50.
+    let truth: f64 = (0..50).map(|i| 60.0 - f64::from(i)).sum();
+    lw.wait_for(Duration::from_secs(90), "every group's lag", |m| {
+        m.sum("kafka_consumergroup_lag_messages", &[("cluster", "test")]) == truth
+    });
+
+    // Five quiet points, after five consecutive polls. The broker also saw the set-up above,
+    // so both sides are compared from the first quiet point on. The render of poll k counts
+    // everything lagwatch sent up to its end but librdkafka requests not yet reported
+    // (`rendered ≤ sent`); by the next render they are (`sent ≤ next rendered`). So what the
+    // broker saw since the first point lies between the two renders' figures: lagwatch counted
+    // each request the broker received, and no other.
+    let c: Vec<Counts> = (0..5).map(|_| after_next_poll(&lw, &cluster)).collect();
+    for k in 1..4 {
+        let broker = proxy_total(&c[k]) - proxy_total(&c[0]);
+        let low = c[k].lagwatch - c[1].lagwatch;
+        let high = c[k + 1].lagwatch - c[0].lagwatch;
+        assert!(
+            low <= broker && broker <= high,
+            "after {k} polls the broker saw {broker} requests, lagwatch counted between {low} and {high}"
+        );
+    }
+    let (first, last) = (&c[0], &c[4]);
+    let polls = last.polls - first.polls;
+    let per_poll = |key: i16| {
+        (last.proxy.get(&key).copied().unwrap_or(0) - first.proxy.get(&key).copied().unwrap_or(0))
+            as f64
+            / polls
+    };
+    let total = (proxy_total(last) - proxy_total(first)) / polls;
+    let counted = (last.lagwatch - first.lagwatch) / polls;
+    let by_key: Vec<(i16, f64)> = last.proxy.keys().map(|k| (*k, per_poll(*k))).collect();
+    eprintln!(
+        "50 groups, {polls} polls: {total:.2} requests per poll at the broker, {counted:.2} counted by lagwatch; per poll by API key {by_key:?}"
+    );
+    // 50 groups on one coordinator: one FindCoordinator and one OffsetFetch per poll (librdkafka
+    // alone sends 50 of each).
+    assert_eq!(per_poll(FIND_COORDINATOR), 1.0);
+    assert_eq!(per_poll(OFFSET_FETCH), 1.0);
+    // Metadata, 2 ListOffsets, ListConsumerGroups, ListGroups + DescribeGroups, the two above.
+    assert!(total <= 10.0, "{total} requests per poll");
+}
+
+#[test]
+fn a_gssapi_cluster_falls_back_to_librdkafka_and_says_why() {
+    let broker = kafka();
+    let lw = common::LagwatchProcess::start(&format!(
+        "poll_interval: 1s\nclusters:\n  - name: kerberos\n    bootstrap_servers: \"{}\"\n    kafka:\n      security.protocol: SASL_PLAINTEXT\n      sasl.mechanism: GSSAPI\n",
+        broker.bootstrap()
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = lw.log_text();
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("committed offsets through librdkafka"))
+        {
+            assert!(line.contains("GSSAPI"), "{line}");
+            assert!(line.contains("\"cluster\":\"kerberos\""), "{line}");
+            assert_eq!(
+                log.matches("committed offsets through librdkafka").count(),
+                1,
+                "one line: {log}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no fallback line in the log:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -7,8 +7,8 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
-use super::admin_sys::{self, GroupKind};
-use super::error::{CollectError, KafkaCallError, Request, StageError};
+use super::admin_sys::{self, GroupKind, GroupOffset};
+use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
 use super::{ClusterCollector, Stage, StatsContext};
 use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
 
@@ -86,15 +86,7 @@ impl ClusterCollector {
         let (described, describe_timed_out) =
             self.describe_groups(&coordinator, &listed, timeout, errors);
         let ids: Vec<String> = listed.keys().cloned().collect();
-        let fetched = admin_sys::list_consumer_group_offsets(
-            coordinator.client(),
-            &ids,
-            self.settings.offset_fetch_concurrency,
-            timeout,
-        );
-        let fetch_timed_out = fetched
-            .iter()
-            .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
+        let (fetched, fetch_timed_out) = self.committed_offsets(&coordinator, &ids, timeout);
         self.coordinator_done(describe_timed_out || fetch_timed_out);
         let topic_names: HashMap<&str, &Arc<str>> =
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
@@ -124,13 +116,13 @@ impl ClusterCollector {
                     current.insert(id, (group.clone(), false));
                     groups.push(group);
                 }
-                Err(source) => {
+                Err((broker, source)) => {
                     if is_group_refusal(&source) {
                         unauthorized.push(id.clone());
                     }
                     errors.push(StageError::new(
                         Stage::OffsetFetch,
-                        None,
+                        broker,
                         CollectError::Group {
                             group: id.clone(),
                             source,
@@ -147,6 +139,55 @@ impl ClusterCollector {
         self.previous_groups = current;
         unauthorized.sort();
         groups
+    }
+
+    /// The committed offsets of each group, one result per group in order, a failure with the
+    /// broker it went to when known: over the native path, batched per coordinator, unless the
+    /// cluster needs librdkafka (one group per call on `coordinator`). Also says whether a
+    /// librdkafka call timed out (`coordinator`'s cache may be stale).
+    fn committed_offsets(
+        &mut self,
+        coordinator: &BaseConsumer<StatsContext>,
+        ids: &[String],
+        timeout: Duration,
+    ) -> (Vec<FetchResult>, bool) {
+        if let Some(native) = &mut self.native {
+            native.set_brokers(self.leaders.addresses());
+            if !self.native_checked && !ids.is_empty() {
+                match native.check_versions() {
+                    Ok(_) => self.native_checked = true,
+                    // A broker too old for batched requests: librdkafka from now on.
+                    Err(e) if matches!(e.error, KafkaCallError::Unsupported { .. }) => {
+                        super::native_refused(&self.settings.cluster.name, &e.error.to_string());
+                        self.native = None;
+                    }
+                    // Unreachable now: the fetch below reports it, and the next poll checks again.
+                    Err(_) => {}
+                }
+            }
+        }
+        if let Some(native) = &mut self.native {
+            let fetched = native
+                .committed_offsets(ids)
+                .into_iter()
+                .map(|r| r.map_err(|e| (e.broker, e.error)))
+                .collect();
+            return (fetched, false);
+        }
+        let fetched = admin_sys::list_consumer_group_offsets(
+            coordinator.client(),
+            ids,
+            self.settings.offset_fetch_concurrency,
+            timeout,
+        );
+        let timed_out = fetched
+            .iter()
+            .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
+        let fetched = fetched
+            .into_iter()
+            .map(|r| r.map_err(|e| (None, e)))
+            .collect();
+        (fetched, timed_out)
     }
 
     /// State and member count per group: classic groups through the classic DescribeGroups
@@ -228,7 +269,10 @@ impl ClusterCollector {
     }
 }
 
+/// One group's committed offsets, or the failure and the broker it came from when known.
+type FetchResult = Result<Vec<GroupOffset>, (Option<BrokerRef>, KafkaCallError)>;
+
 /// Whether Kafka refused a group's request for want of a Describe ACL on the group.
 fn is_group_refusal(error: &KafkaCallError) -> bool {
-    error.code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+    error.broker_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed as i16)
 }

@@ -79,6 +79,11 @@ impl Leaders {
         })
     }
 
+    /// Every broker address metadata named, by node id (the native path connects by them).
+    pub fn addresses(&self) -> impl Iterator<Item = (i32, String)> + '_ {
+        self.addresses.iter().map(|(id, a)| (*id, a.clone()))
+    }
+
     fn remember(&mut self, addresses: impl Iterator<Item = (i32, String)>) {
         self.addresses.extend(addresses);
     }

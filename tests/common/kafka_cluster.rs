@@ -34,6 +34,10 @@ const START_TIMEOUT: Duration = Duration::from_secs(120);
 pub const ADMIN_USER: (&str, &str) = ("admin", "admin-secret");
 pub const CLIENT_USER: (&str, &str) = ("lagwatch", "lagwatch-secret");
 
+/// The counting proxy in front of PLAINTEXT listeners (`ClusterSpec::counted`).
+#[path = "proxy.rs"]
+pub mod proxy;
+
 /// What kind of cluster to start.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterSpec {
@@ -45,6 +49,10 @@ pub struct ClusterSpec {
     /// PLAINTEXT port of node 1 (node N gets this + N - 1); None: free ports. For the demo,
     /// whose configuration names its bootstrap server.
     pub first_port: Option<u16>,
+    /// Each node's PLAINTEXT listener advertises the port of a counting proxy in front of it
+    /// (`proxy`), so every request of a PLAINTEXT client is counted by API key in
+    /// [`KafkaCluster::requests`].
+    pub counted: bool,
 }
 
 impl Default for ClusterSpec {
@@ -53,6 +61,7 @@ impl Default for ClusterSpec {
             nodes: 1,
             acls: false,
             first_port: None,
+            counted: false,
         }
     }
 }
@@ -78,6 +87,8 @@ struct Node {
     id: usize,
     dir: PathBuf,
     plaintext: u16,
+    /// The advertised PLAINTEXT port: the counting proxy's when the spec asks for one.
+    advertised: u16,
     ssl: u16,
     sasl_ssl: u16,
     controller: u16,
@@ -93,6 +104,8 @@ pub struct KafkaCluster {
     pub spec: ClusterSpec,
     /// How long the cluster took from the first format to serving.
     pub startup: Duration,
+    /// Requests through the PLAINTEXT proxies by API key (empty without `spec.counted`).
+    pub requests: proxy::RequestCounts,
 }
 
 impl KafkaCluster {
@@ -110,13 +123,25 @@ impl KafkaCluster {
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let tls = make_certificates(&dir.join("tls"));
         std::fs::write(dir.join("log4j2.properties"), LOG4J2).expect("log4j2 config");
+        let requests = proxy::RequestCounts::default();
         let nodes: Vec<Node> = (1..=spec.nodes)
-            .map(|id| Node {
+            .map(|id| {
+                let plaintext = spec
+                    .first_port
+                    .map_or_else(free_port, |p| p + id as u16 - 1);
+                (id, plaintext)
+            })
+            .map(|(id, plaintext)| Node {
                 id,
                 dir: dir.join(format!("node-{id}")),
-                plaintext: spec
-                    .first_port
-                    .map_or_else(free_port, |p| p + id as u16 - 1),
+                plaintext,
+                advertised: if spec.counted {
+                    let port = free_port();
+                    proxy::start(port, plaintext, requests.clone());
+                    port
+                } else {
+                    plaintext
+                },
                 ssl: free_port(),
                 sasl_ssl: free_port(),
                 controller: free_port(),
@@ -150,6 +175,7 @@ impl KafkaCluster {
             tls,
             spec,
             startup: Duration::ZERO,
+            requests,
         };
         for i in 0..cluster.nodes.len() {
             cluster.launch(i);
@@ -176,7 +202,7 @@ impl KafkaCluster {
             .iter()
             .map(|n| {
                 let port = match listener {
-                    Listener::Plaintext => n.plaintext,
+                    Listener::Plaintext => n.advertised,
                     Listener::Ssl => n.ssl,
                     Listener::SaslSsl => n.sasl_ssl,
                 };
@@ -481,7 +507,7 @@ node.id={id}
 controller.quorum.voters={voters}
 controller.listener.names=CONTROLLER
 listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl},CONTROLLER://127.0.0.1:{ctl}
-advertised.listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl}
+advertised.listeners=PLAINTEXT://127.0.0.1:{advertised},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
@@ -513,6 +539,7 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 ",
         id = node.id,
         plain = node.plaintext,
+        advertised = node.advertised,
         ssl = node.ssl,
         sasl = node.sasl_ssl,
         ctl = node.controller,
