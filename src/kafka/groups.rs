@@ -9,8 +9,9 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use super::admin_sys::{self, GroupKind, GroupOffset};
 use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
+use super::native::NativeClient;
 use super::{ClusterCollector, Stage, StatsContext};
-use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
+use crate::model::{CommittedOffset, GroupSnapshot, GroupState, GroupType, TopicSnapshot};
 
 impl ClusterCollector {
     /// Lists, describes and fetches the committed offsets of every selected group. Selected
@@ -23,32 +24,11 @@ impl ClusterCollector {
         errors: &mut Vec<StageError>,
         unauthorized: &mut Vec<String>,
     ) -> Vec<GroupSnapshot> {
-        let selector = &self.settings.cluster.groups;
-        // Group id -> (state from the listing, protocol); a BTreeMap also deduplicates groups a
+        // Group id -> (state from the listing, type); a BTreeMap also deduplicates groups a
         // coordinator move lists twice.
-        let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
-        let mut listing_complete = false;
-        // librdkafka reports a broker's listing error without the broker: no broker field.
-        match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
-            Ok(list) => {
-                listing_complete = list.errors.is_empty();
-                for e in list.errors {
-                    errors.push(StageError::new(Stage::ListGroups, None, e));
-                }
-                for g in list.groups {
-                    if selector.matches(&g.group_id) && self.settings.shard.owns(&g.group_id) {
-                        listed.insert(g.group_id, (GroupState::from_broker(g.state), g.kind));
-                    }
-                }
-            }
-            Err(e) => {
-                errors.push(StageError::new(Stage::ListGroups, None, e));
-                // Without a listing, keep polling the groups seen last time.
-                for (id, (g, _)) in &self.previous_groups {
-                    listed.insert(id.clone(), (g.state, GroupKind::Unknown));
-                }
-            }
-        }
+        let (mut listed, listing_complete) = self.list_groups(timeout, errors);
+        let selector = &self.settings.cluster.groups;
+        listed.retain(|id, _| selector.matches(id) && self.settings.shard.owns(id));
         // ListGroups leaves out the groups this principal may not Describe (unless it may
         // Describe the cluster). An exactly named group it left out is asked about by name: its
         // description says GROUP_AUTHORIZATION_FAILED when it is hidden, and dead or not found
@@ -92,7 +72,7 @@ impl ClusterCollector {
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
         let mut groups = Vec::with_capacity(ids.len());
         let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
-        for ((id, (listed_state, _)), result) in listed.into_iter().zip(fetched) {
+        for ((id, (listed_state, group_type)), result) in listed.into_iter().zip(fetched) {
             let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
             match result {
                 Ok(raw) => {
@@ -109,6 +89,7 @@ impl ClusterCollector {
                     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
                     let group = GroupSnapshot {
                         id: id.clone(),
+                        group_type,
                         state,
                         members,
                         offsets,
@@ -141,6 +122,84 @@ impl ClusterCollector {
         groups
     }
 
+    /// The native client, once its request versions were checked against a broker; `None`
+    /// (from now on, logged once) when a broker lacks one, or when the cluster needs librdkafka.
+    fn native_ready(&mut self) -> Option<&mut NativeClient> {
+        let native = self.native.as_mut()?;
+        native.set_brokers(self.leaders.addresses());
+        if !self.native_checked {
+            match native.check_versions() {
+                Ok(_) => self.native_checked = true,
+                // A broker too old for batched requests: librdkafka from now on.
+                Err(e) if matches!(e.error, KafkaCallError::Unsupported { .. }) => {
+                    super::native_refused(&self.settings.cluster.name, &e.error.to_string());
+                    self.native = None;
+                }
+                // Unreachable now: the requests report it, and the next poll checks again.
+                Err(_) => {}
+            }
+        }
+        self.native.as_mut()
+    }
+
+    /// Every group of the polled types with its listed state and type, and whether every broker
+    /// answered: ListGroups v5 per broker over the native path, else librdkafka's
+    /// ListConsumerGroups. Without any listing, the groups of the last poll.
+    fn list_groups(
+        &mut self,
+        timeout: Duration,
+        errors: &mut Vec<StageError>,
+    ) -> (BTreeMap<String, (GroupState, GroupType)>, bool) {
+        let mut listed = BTreeMap::new();
+        let brokers = self.leaders.brokers().to_vec();
+        let listing = match self.native_ready() {
+            Some(native) => {
+                let list = native.list_groups(&brokers);
+                let complete = list.errors.is_empty();
+                let failed = list.groups.is_empty() && !complete;
+                for e in list.errors {
+                    errors.push(StageError::new(Stage::ListGroups, e.broker, e.error));
+                }
+                for g in list.groups {
+                    let kind = GroupType::from_broker(&g.group_type).unwrap_or_default();
+                    listed.insert(g.group_id, (GroupState::from_broker(&g.state), kind));
+                }
+                (!failed).then_some(complete)
+            }
+            // librdkafka reports a broker's listing error without the broker: no broker field.
+            None => match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
+                Ok(list) => {
+                    let complete = list.errors.is_empty();
+                    for e in list.errors {
+                        errors.push(StageError::new(Stage::ListGroups, None, e));
+                    }
+                    for g in list.groups {
+                        let kind = match g.kind {
+                            GroupKind::Consumer => GroupType::Consumer,
+                            GroupKind::Classic | GroupKind::Unknown => GroupType::Classic,
+                        };
+                        listed.insert(g.group_id, (GroupState::from_broker(g.state), kind));
+                    }
+                    Some(complete)
+                }
+                Err(e) => {
+                    errors.push(StageError::new(Stage::ListGroups, None, e));
+                    None
+                }
+            },
+        };
+        match listing {
+            Some(complete) => (listed, complete),
+            None => {
+                // Without a listing, keep polling the groups seen last time.
+                for (id, (g, _)) in &self.previous_groups {
+                    listed.insert(id.clone(), (g.state, g.group_type));
+                }
+                (listed, false)
+            }
+        }
+    }
+
     /// The committed offsets of each group, one result per group in order, a failure with the
     /// broker it went to when known: over the native path, batched per coordinator, unless the
     /// cluster needs librdkafka (one group per call on `coordinator`). Also says whether a
@@ -151,22 +210,7 @@ impl ClusterCollector {
         ids: &[String],
         timeout: Duration,
     ) -> (Vec<FetchResult>, bool) {
-        if let Some(native) = &mut self.native {
-            native.set_brokers(self.leaders.addresses());
-            if !self.native_checked && !ids.is_empty() {
-                match native.check_versions() {
-                    Ok(_) => self.native_checked = true,
-                    // A broker too old for batched requests: librdkafka from now on.
-                    Err(e) if matches!(e.error, KafkaCallError::Unsupported { .. }) => {
-                        super::native_refused(&self.settings.cluster.name, &e.error.to_string());
-                        self.native = None;
-                    }
-                    // Unreachable now: the fetch below reports it, and the next poll checks again.
-                    Err(_) => {}
-                }
-            }
-        }
-        if let Some(native) = &mut self.native {
+        if let Some(native) = self.native_ready() {
             let fetched = native
                 .committed_offsets(ids)
                 .into_iter()
@@ -191,12 +235,13 @@ impl ClusterCollector {
     }
 
     /// State and member count per group: classic groups through the classic DescribeGroups
-    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups. Also says
+    /// (batched per coordinator), KIP-848 groups through ConsumerGroupDescribe over the native
+    /// path (the broker's own state names), else librdkafka's DescribeConsumerGroups. Also says
     /// whether a DescribeConsumerGroups call timed out (`coordinator`'s cache may be stale).
     fn describe_groups(
-        &self,
+        &mut self,
         coordinator: &BaseConsumer<StatsContext>,
-        listed: &BTreeMap<String, (GroupState, GroupKind)>,
+        listed: &BTreeMap<String, (GroupState, GroupType)>,
         timeout: Duration,
         errors: &mut Vec<StageError>,
     ) -> (HashMap<String, (GroupState, Option<u32>)>, bool) {
@@ -205,7 +250,7 @@ impl ClusterCollector {
         let of_kind = |consumer: bool| -> Vec<String> {
             listed
                 .iter()
-                .filter(|(_, (_, kind))| (*kind == GroupKind::Consumer) == consumer)
+                .filter(|(_, (_, kind))| (*kind == GroupType::Consumer) == consumer)
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -232,7 +277,29 @@ impl ClusterCollector {
                 )),
             }
         }
-        if !consumer_kind.is_empty() {
+        if let (false, Some(native)) = (consumer_kind.is_empty(), self.native_ready()) {
+            for (id, r) in consumer_kind
+                .iter()
+                .zip(native.describe_consumer_groups(&consumer_kind))
+            {
+                match r {
+                    Ok(d) => {
+                        out.insert(
+                            id.clone(),
+                            (GroupState::from_broker(&d.state), Some(d.members)),
+                        );
+                    }
+                    Err(e) => errors.push(StageError::new(
+                        Stage::DescribeGroups,
+                        e.broker,
+                        CollectError::Group {
+                            group: id.clone(),
+                            source: e.error,
+                        },
+                    )),
+                }
+            }
+        } else if !consumer_kind.is_empty() {
             match admin_sys::describe_consumer_groups(coordinator.client(), &consumer_kind, timeout)
             {
                 Ok(results) => {

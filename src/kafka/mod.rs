@@ -3,8 +3,9 @@
 //!
 //! Requests per poll grow with brokers and coordinators, never with partitions (PRODUCT.md
 //! §11): Metadata 1; ListOffsets 2 per leader broker per chunk of topics (one `offsets_for_times`
-//! call per leader, the leaders in parallel); ListConsumerGroups 1 per broker; classic
-//! DescribeGroups batched per coordinator; DescribeConfigs 1, only when the topic set changes or
+//! call per leader, the leaders in parallel); ListGroups 1 per broker (native, v5 with the type
+//! filter; else librdkafka's ListConsumerGroups); classic DescribeGroups batched per
+//! coordinator; ConsumerGroupDescribe 1 per coordinator for KIP-848 groups; DescribeConfigs 1, only when the topic set changes or
 //! on refresh; committed offsets over the native path ([`native`]): FindCoordinator 1 and
 //! OffsetFetch 1 per coordinator, per 256 KiB of group ids — or, where the cluster needs
 //! librdkafka, OffsetFetch 1 per group, `offset_fetch_concurrency` in flight. Names a selector

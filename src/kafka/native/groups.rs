@@ -17,7 +17,7 @@ use crate::kafka::error::{BrokerRef, KafkaCallError, Request};
 
 /// Group-id bytes per FindCoordinator or OffsetFetch request: a few thousand groups each, far
 /// below any broker's `socket.request.max.bytes`.
-const MAX_REQUEST_BYTES: usize = 256 << 10;
+pub(super) const MAX_REQUEST_BYTES: usize = 256 << 10;
 
 /// Rounds of lookups and fetches for groups whose coordinator moved or is loading.
 const ROUNDS: u32 = 3;
@@ -64,9 +64,9 @@ fn coordinator_moved(code: i16) -> bool {
 
 /// Where a group's coordinator is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Coordinator {
-    id: i32,
-    address: String,
+pub(super) struct Coordinator {
+    pub(super) id: i32,
+    pub(super) address: String,
 }
 
 impl Brokers {
@@ -132,7 +132,7 @@ impl Brokers {
     }
 
     /// Looks up the coordinator of every group: FindCoordinator with many keys, to any broker.
-    async fn find_coordinators<'g>(
+    pub(super) async fn find_coordinators<'g>(
         &mut self,
         groups: &[&'g str],
     ) -> Vec<(&'g str, Result<Coordinator, NativeError>)> {

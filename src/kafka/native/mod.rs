@@ -13,13 +13,16 @@
 mod auth;
 mod connection;
 mod groups;
+mod listing;
 mod security;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kafka_protocol::messages::{FindCoordinatorRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, FindCoordinatorRequest, ListGroupsRequest, OffsetFetchRequest,
+};
 
 use crate::config::ClusterConfig;
 use crate::kafka::error::{BrokerRef, KafkaCallError, Request};
@@ -27,6 +30,7 @@ use crate::kafka::stats::RequestCounter;
 use connection::{Connection, Endpoint};
 pub use groups::FetchedOffsets;
 use groups::Key;
+pub use listing::{Described, Listed, Listing, GROUP_TYPES};
 pub use security::{Mechanism, Security};
 
 /// Versions the native path speaks: FindCoordinator v4+ takes many keys; OffsetFetch v8+ many
@@ -124,11 +128,45 @@ impl NativeClient {
             let fetch = connection
                 .version::<OffsetFetchRequest>(Request::OffsetFetch, OFFSET_FETCH)
                 .map_err(fail)?;
+            let list = connection
+                .version::<ListGroupsRequest>(Request::ListGroups, listing::LIST_GROUPS)
+                .map_err(fail)?;
+            let describe = connection
+                .version::<ConsumerGroupDescribeRequest>(
+                    Request::ConsumerGroupDescribe,
+                    listing::CONSUMER_GROUP_DESCRIBE,
+                )
+                .map_err(fail)?;
             Ok(BTreeMap::from([
                 (Request::FindCoordinator, find),
                 (Request::OffsetFetch, fetch),
+                (Request::ListGroups, list),
+                (Request::ConsumerGroupDescribe, describe),
             ]))
         })
+    }
+
+    /// The groups of the polled types on each of `brokers` (node ids of the latest metadata):
+    /// ListGroups v5 with the type filter, one request per broker.
+    pub fn list_groups(&mut self, brokers: &[i32]) -> Listing {
+        let NativeClient {
+            runtime,
+            brokers: b,
+        } = self;
+        runtime.block_on(b.list_groups(brokers))
+    }
+
+    /// KIP-848 groups' states and member counts: ConsumerGroupDescribe batched per
+    /// coordinator (after one FindCoordinator), one result per group in the order given.
+    pub fn describe_consumer_groups(
+        &mut self,
+        groups: &[String],
+    ) -> Vec<Result<Described, NativeError>> {
+        if groups.is_empty() {
+            return Vec::new();
+        }
+        let NativeClient { runtime, brokers } = self;
+        runtime.block_on(brokers.describe_consumer_groups(groups))
     }
 
     /// The committed offsets of each group (every partition with a commit), one result per

@@ -81,14 +81,17 @@ impl GroupWalk<'_> {
             out_topics.push(report);
             windows.push(state);
         }
-        let report = GroupReport::from_topics(
-            group.id.clone(),
-            group.state,
-            group.members,
-            uncommitted,
-            status,
-            out_topics,
-        );
+        let report = GroupReport {
+            group_type: group.group_type,
+            ..GroupReport::from_topics(
+                group.id.clone(),
+                group.state,
+                group.members,
+                uncommitted,
+                status,
+                out_topics,
+            )
+        };
         (report, windows)
     }
 
