@@ -138,7 +138,17 @@ impl Brokers {
     ) -> Vec<(&'g str, Result<Coordinator, NativeError>)> {
         let mut out = Vec::with_capacity(groups.len());
         for chunk in chunks(groups, MAX_REQUEST_BYTES) {
-            let answer = self.find_chunk(&chunk).await;
+            // Any broker can answer: one whose connection broke (a broker just lost) is
+            // dropped, and the next is asked, once per known broker at most.
+            let mut answer = self.find_chunk(&chunk).await;
+            for _ in 0..self.addresses.len() {
+                match &answer {
+                    Err(e) if matches!(e.error, KafkaCallError::Io { .. }) => {
+                        answer = self.find_chunk(&chunk).await;
+                    }
+                    _ => break,
+                }
+            }
             match answer {
                 Ok((broker, found)) => {
                     let mut found: HashMap<String, Result<Coordinator, KafkaCallError>> = found;

@@ -50,8 +50,28 @@ pub struct NativeError {
 /// One cluster's native client: a connection per broker, kept across polls and opened again
 /// after a failure.
 pub struct NativeClient {
-    runtime: tokio::runtime::Runtime,
+    runtime: Runtime,
     brokers: Brokers,
+}
+
+/// The current-thread runtime the native path's I/O runs on. Shut down without waiting when
+/// dropped: the collector is dropped on an async worker when its poll loop stops, where a
+/// runtime's ordinary drop would block (and tokio refuses that with a panic).
+struct Runtime(Option<tokio::runtime::Runtime>);
+
+impl Runtime {
+    /// Runs `step` to completion; `None` only after the runtime was shut down.
+    fn block_on<F: std::future::Future>(&self, step: F) -> Option<F::Output> {
+        Some(self.0.as_ref()?.block_on(step))
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// The connections of one cluster.
@@ -80,7 +100,7 @@ impl NativeClient {
             .build()
             .map_err(|e| format!("no runtime for the native path: {e}"))?;
         Ok(NativeClient {
-            runtime,
+            runtime: Runtime(Some(runtime)),
             brokers: Brokers {
                 endpoint: Endpoint {
                     security,
@@ -116,34 +136,36 @@ impl NativeClient {
     /// with it; `Unsupported` when the broker lacks one (the caller falls back to librdkafka).
     pub fn check_versions(&mut self) -> Result<BTreeMap<Request, i16>, NativeError> {
         let NativeClient { runtime, brokers } = self;
-        runtime.block_on(async {
-            let (_, connection) = brokers.any().await?;
-            let fail = |error| NativeError {
-                broker: Some(connection.broker().clone()),
-                error,
-            };
-            let find = connection
-                .version::<FindCoordinatorRequest>(Request::FindCoordinator, FIND_COORDINATOR)
-                .map_err(fail)?;
-            let fetch = connection
-                .version::<OffsetFetchRequest>(Request::OffsetFetch, OFFSET_FETCH)
-                .map_err(fail)?;
-            let list = connection
-                .version::<ListGroupsRequest>(Request::ListGroups, listing::LIST_GROUPS)
-                .map_err(fail)?;
-            let describe = connection
-                .version::<ConsumerGroupDescribeRequest>(
-                    Request::ConsumerGroupDescribe,
-                    listing::CONSUMER_GROUP_DESCRIBE,
-                )
-                .map_err(fail)?;
-            Ok(BTreeMap::from([
-                (Request::FindCoordinator, find),
-                (Request::OffsetFetch, fetch),
-                (Request::ListGroups, list),
-                (Request::ConsumerGroupDescribe, describe),
-            ]))
-        })
+        runtime
+            .block_on(async {
+                let (_, connection) = brokers.any().await?;
+                let fail = |error| NativeError {
+                    broker: Some(connection.broker().clone()),
+                    error,
+                };
+                let find = connection
+                    .version::<FindCoordinatorRequest>(Request::FindCoordinator, FIND_COORDINATOR)
+                    .map_err(fail)?;
+                let fetch = connection
+                    .version::<OffsetFetchRequest>(Request::OffsetFetch, OFFSET_FETCH)
+                    .map_err(fail)?;
+                let list = connection
+                    .version::<ListGroupsRequest>(Request::ListGroups, listing::LIST_GROUPS)
+                    .map_err(fail)?;
+                let describe = connection
+                    .version::<ConsumerGroupDescribeRequest>(
+                        Request::ConsumerGroupDescribe,
+                        listing::CONSUMER_GROUP_DESCRIBE,
+                    )
+                    .map_err(fail)?;
+                Ok(BTreeMap::from([
+                    (Request::FindCoordinator, find),
+                    (Request::OffsetFetch, fetch),
+                    (Request::ListGroups, list),
+                    (Request::ConsumerGroupDescribe, describe),
+                ]))
+            })
+            .unwrap_or_else(|| Err(no_bootstrap()))
     }
 
     /// The groups of the polled types on each of `brokers` (node ids of the latest metadata):
@@ -153,7 +175,7 @@ impl NativeClient {
             runtime,
             brokers: b,
         } = self;
-        runtime.block_on(b.list_groups(brokers))
+        runtime.block_on(b.list_groups(brokers)).unwrap_or_default()
     }
 
     /// KIP-848 groups' states and member counts: ConsumerGroupDescribe batched per
@@ -166,7 +188,9 @@ impl NativeClient {
             return Vec::new();
         }
         let NativeClient { runtime, brokers } = self;
-        runtime.block_on(brokers.describe_consumer_groups(groups))
+        runtime
+            .block_on(brokers.describe_consumer_groups(groups))
+            .unwrap_or_default()
     }
 
     /// The committed offsets of each group (every partition with a commit), one result per
@@ -176,7 +200,9 @@ impl NativeClient {
             return Vec::new();
         }
         let NativeClient { runtime, brokers } = self;
-        runtime.block_on(brokers.committed_offsets(groups))
+        runtime
+            .block_on(brokers.committed_offsets(groups))
+            .unwrap_or_default()
     }
 }
 
