@@ -225,15 +225,8 @@ fn after_next_poll(lw: &common::Lagwatch, cluster: &KafkaCluster) -> Counts {
 }
 
 /// Requests per poll of a lagwatch polling every 4 s, by API key as the broker received them,
-/// after checking over four polls that `lagwatch_kafka_requests_total` counted exactly those
-/// (if `counted`: librdkafka's coordinator handle reports its statistics only when the next
-/// poll's group calls serve its queue, so on the librdkafka path the count trails by more).
-fn requests_per_poll(
-    lw: &common::Lagwatch,
-    cluster: &KafkaCluster,
-    what: &str,
-    counted: bool,
-) -> Vec<(i16, f64)> {
+/// after checking over four polls that `lagwatch_kafka_requests_total` counted exactly those.
+fn requests_per_poll(lw: &common::Lagwatch, cluster: &KafkaCluster, what: &str) -> Vec<(i16, f64)> {
     // Five quiet points, after five consecutive polls. The broker also saw the set-up, so both
     // sides are compared from the first quiet point on. The render of poll k counts everything
     // lagwatch sent up to its end but librdkafka requests not yet reported (`rendered ≤ sent`);
@@ -241,7 +234,7 @@ fn requests_per_poll(
     // first point lies between the two renders' figures: lagwatch counted each request the
     // broker received, and no other.
     let c: Vec<Counts> = (0..5).map(|_| after_next_poll(lw, cluster)).collect();
-    for k in (1..4).filter(|_| counted) {
+    for k in 1..4 {
         let broker = proxy_total(&c[k]) - proxy_total(&c[0]);
         let low = c[k].lagwatch - c[1].lagwatch;
         let high = c[k + 1].lagwatch - c[0].lagwatch;
@@ -296,15 +289,15 @@ fn a_poll_of_50_groups_sends_one_find_coordinator_and_one_offset_fetch_as_the_br
     let truth: f64 = (0..50).map(|i| 60.0 - f64::from(i)).sum();
     let yaml = common::one_cluster_config(&cluster, &topic, &format!("{prefix}-.*"), "")
         .replace("poll_interval: 1s", "poll_interval: 4s");
-    let run = |yaml: &str, what: &str, counted: bool| {
+    let run = |yaml: &str, what: &str| {
         let lw = common::Lagwatch::start(yaml);
         lw.wait_for(Duration::from_secs(90), "every group's lag", |m| {
             m.sum("kafka_consumergroup_lag_messages", &[("cluster", "test")]) == truth
         });
-        requests_per_poll(&lw, &cluster, what, counted)
+        requests_per_poll(&lw, &cluster, what)
     };
 
-    let native = run(&yaml, "50 groups, native path", true);
+    let native = run(&yaml, "50 groups, native path");
     // 50 groups on one coordinator: one FindCoordinator and one OffsetFetch per poll.
     assert_eq!(of(&native, FIND_COORDINATOR), 1.0);
     assert_eq!(of(&native, OFFSET_FETCH), 1.0);
@@ -320,7 +313,7 @@ fn a_poll_of_50_groups_sends_one_find_coordinator_and_one_offset_fetch_as_the_br
         "    kafka: { ssl.cipher.suites: \"ECDHE-RSA-AES256-GCM-SHA384\" }\n    groups:",
     );
     assert_ne!(fallback, yaml);
-    let librdkafka = run(&fallback, "50 groups, librdkafka", false);
+    let librdkafka = run(&fallback, "50 groups, librdkafka");
     assert_eq!(of(&librdkafka, OFFSET_FETCH), 50.0);
     assert!(of(&librdkafka, FIND_COORDINATOR) >= 1.0);
 }

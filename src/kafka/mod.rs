@@ -55,6 +55,11 @@ pub use watermarks::Leaders;
 /// How often librdkafka reports statistics (request counts), in milliseconds.
 const STATISTICS_INTERVAL_MS: &str = "1000";
 
+/// Events served from the coordinator handle's queue after each poll's group calls: more than
+/// the statistics reports (one a second) of the longest poll interval lagwatch keeps a handle
+/// through.
+const STATS_BACKLOG: usize = 128;
+
 /// What one poll produced.
 #[derive(Debug, Clone)]
 pub struct PollOutcome {
@@ -218,7 +223,11 @@ impl ClusterCollector {
     /// call timed out, so the next poll looks the coordinators up afresh.
     fn coordinator_done(&mut self, timed_out: bool) {
         if let Some(c) = &self.coordinator {
-            let _ = c.poll(Duration::ZERO);
+            // One event per call: every statistics report since the last poll is waiting (one a
+            // second), and serving only one would leave the count ever further behind.
+            for _ in 0..STATS_BACKLOG {
+                let _ = c.poll(Duration::ZERO);
+            }
         }
         if timed_out {
             self.coordinator = None;
