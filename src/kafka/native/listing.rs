@@ -16,8 +16,10 @@ use crate::kafka::error::{KafkaCallError, Request};
 pub(super) const LIST_GROUPS: VersionRange = VersionRange { min: 5, max: 5 };
 pub(super) const CONSUMER_GROUP_DESCRIBE: VersionRange = VersionRange { min: 0, max: 1 };
 
-/// The group types lagwatch polls: those whose committed offsets OffsetFetch reads.
-pub const GROUP_TYPES: [&str; 2] = ["classic", "consumer"];
+/// The group types listed: all four, as librdkafka's ListConsumerGroups listed them (without a
+/// filter), so no group drops out of the metrics; now each with its type. `streams` groups
+/// commit offsets like consumer groups; `share` groups have none for OffsetFetch to read.
+pub const GROUP_TYPES: [&str; 4] = ["classic", "consumer", "share", "streams"];
 
 /// One group as a broker listed it.
 #[derive(Debug, Clone, PartialEq, Eq)]

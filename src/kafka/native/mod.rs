@@ -168,7 +168,7 @@ impl NativeClient {
             .unwrap_or_else(|| Err(no_bootstrap()))
     }
 
-    /// The groups of the polled types on each of `brokers` (node ids of the latest metadata):
+    /// The groups of every type on each of `brokers` (node ids of the latest metadata):
     /// ListGroups v5 with the type filter, one request per broker.
     pub fn list_groups(&mut self, brokers: &[i32]) -> Listing {
         let NativeClient {
