@@ -155,13 +155,14 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Figures, GroupState, Report};
+    use crate::model::{Figures, GroupState, GroupType, Report};
     use std::sync::Arc;
     use std::time::Duration;
 
     fn group(id: &str, status: Status, lag_seconds: f64) -> GroupReport {
         GroupReport {
             id: id.into(),
+            group_type: GroupType::Classic,
             state: GroupState::Stable,
             members: Some(2),
             uncommitted_partitions: 0,

@@ -20,7 +20,7 @@ use lagwatch::metrics::{self, ConfigReload, RenderSettings};
 use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics, Event, Status};
 use lagwatch::model::{
     self, CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
-    GroupTopicReport, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
+    GroupTopicReport, GroupType, PartitionOffsets, Report, Snapshot, TopicConfig, TopicSnapshot,
 };
 
 fn partitions(offsets: &[(i64, i64)]) -> Vec<PartitionOffsets> {
@@ -101,7 +101,8 @@ fn topic(
 ///   (timestamp read pending), so it has no time-lag, eviction or usage series;
 /// - `reporting` is `rewind`: caught up after rewinding 1,400 messages (its commit on the
 ///   vanished topic `gone` is skipped);
-/// - `search` is `ok`, caught up on the compacted `audit`: no eviction or usage series.
+/// - `search` is `ok`, caught up on the compacted `audit`: no eviction or usage series; it is a
+///   KIP-848 `consumer` group, the others `classic`.
 ///
 /// Offset lags are `max(0, H − max(C, L))` of the snapshot; uncommitted partitions count the
 /// group's topics' partitions without a commit.
@@ -176,18 +177,21 @@ fn groups() -> Vec<GroupReport> {
                 vec![partition((0, 1_500, 0, zero, none, zero, 0, 0.0))],
             )],
         ),
-        GroupReport::from_topics(
-            "search".into(),
-            GroupState::Stable,
-            Some(1),
-            0,
-            Status::Ok,
-            vec![topic(
-                "audit",
-                (0, 0),
-                vec![partition((0, 0, 0, zero, none, none, 0, 0.0))],
-            )],
-        ),
+        GroupReport {
+            group_type: GroupType::Consumer,
+            ..GroupReport::from_topics(
+                "search".into(),
+                GroupState::Stable,
+                Some(1),
+                0,
+                Status::Ok,
+                vec![topic(
+                    "audit",
+                    (0, 0),
+                    vec![partition((0, 0, 0, zero, none, none, 0, 0.0))],
+                )],
+            )
+        },
     ]
 }
 
@@ -229,6 +233,7 @@ fn input() -> Vec<ClusterState> {
         groups: vec![
             GroupSnapshot {
                 id: "billing".into(),
+                group_type: GroupType::Classic,
                 state: GroupState::Stable,
                 members: Some(3),
                 offsets: [
@@ -239,18 +244,21 @@ fn input() -> Vec<ClusterState> {
             },
             GroupSnapshot {
                 id: "legacy \"nightly\" C:\\jobs".into(),
+                group_type: GroupType::Classic,
                 state: GroupState::Unknown,
                 members: None,
                 offsets: commits("orders", &[(1, 0)]),
             },
             GroupSnapshot {
                 id: "reporting".into(),
+                group_type: GroupType::Classic,
                 state: GroupState::Empty,
                 members: Some(0),
                 offsets: [commits("gone", &[(0, 7)]), commits("orders", &[(0, 1_500)])].concat(),
             },
             GroupSnapshot {
                 id: "search".into(),
+                group_type: GroupType::Consumer,
                 state: GroupState::Stable,
                 members: Some(1),
                 offsets: commits("audit", &[(0, 0)]),
@@ -453,6 +461,7 @@ fn scenario_snapshot(t: u64) -> Snapshot {
     };
     let group = |id: &str, members, offsets| GroupSnapshot {
         id: id.into(),
+        group_type: GroupType::Classic,
         state: GroupState::Stable,
         members: Some(members),
         offsets,

@@ -209,6 +209,29 @@ fn group_is_exact_through_rebalances(protocol: &str) {
         1.0,
         "{protocol}: one state series"
     );
+    // The group's type is Kafka's name for its protocol, on the group-level series only.
+    for family in [
+        "kafka_consumergroup_state",
+        "kafka_consumergroup_members",
+        "kafka_consumergroup_lag_messages",
+        "kafka_consumergroup_status",
+    ] {
+        assert_eq!(
+            m.sum(family, &[("group", g), ("group_type", protocol)]),
+            m.sum(family, &[("group", g)]),
+            "{protocol}: {family} labelled group_type={protocol}"
+        );
+    }
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_members",
+            &[("group", g), ("group_type", protocol)]
+        ),
+        Some(2.0)
+    );
+    assert!(!m.text.contains(&format!(
+        "kafka_consumergroup_partition_lag_messages{{cluster=\"test\",group=\"{g}\",group_type"
+    )));
 
     let third = worker(broker, &group, &topic, protocol);
     let joined = through_rebalance(&lw, g, 3.0, &format!("{protocol}: a third member joins"));
@@ -226,6 +249,16 @@ fn group_is_exact_through_rebalances(protocol: &str) {
             .map(|s| (s.members, s.state.clone()))
             .collect::<Vec<_>>()
     );
+    // A KIP-848 group is described with ConsumerGroupDescribe: every state it passed through
+    // is the broker's own (stable, reconciling, assigning, ...), never `unknown`.
+    if protocol == "consumer" {
+        for s in joined.iter().chain(&left) {
+            assert!(
+                !s.state.contains(&"unknown".to_string()),
+                "{protocol}: {s:?}"
+            );
+        }
+    }
     drop((second, third));
 }
 

@@ -9,8 +9,8 @@ use lagwatch::config::Granularity;
 use lagwatch::metrics::RenderSettings;
 use lagwatch::model::analytics::{AnalyticsSettings, ClusterAnalytics};
 use lagwatch::model::{
-    self, CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
-    TopicSnapshot,
+    self, CommittedOffset, GroupSnapshot, GroupState, GroupType, PartitionOffsets, Snapshot,
+    TopicConfig, TopicSnapshot,
 };
 
 /// `topics` topics of `partitions_per_topic` partitions; `groups` groups, each reading
@@ -60,6 +60,7 @@ pub fn snapshot(
             offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
             GroupSnapshot {
                 id: format!("group-{g:05}"),
+                group_type: GroupType::Classic,
                 state: GroupState::Stable,
                 members: Some(4),
                 offsets,

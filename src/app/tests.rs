@@ -16,14 +16,14 @@ use tower::ServiceExt;
 use super::*;
 use crate::kafka::{BrokerRef, KafkaCallError, PollOutcome, Stage, StageError};
 use crate::model::{
-    CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
+    CommittedOffset, GroupSnapshot, GroupState, GroupType, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
 };
 
 const INTERVAL: Duration = Duration::from_secs(30);
 
 /// The cluster's consumer-group lag line while its report is served: 100 written, 90 committed.
-const LAG_LINE: &str = "kafka_consumergroup_lag_messages{cluster=\"local\",group=\"billing\"} 10";
+const LAG_LINE: &str = "kafka_consumergroup_lag_messages{cluster=\"local\",group=\"billing\",group_type=\"classic\"} 10";
 
 /// One poll's input to the model: topic `orders` (offsets 0..100) and group `billing`, which
 /// committed 90.
@@ -42,6 +42,7 @@ fn snapshot() -> Snapshot {
         }],
         groups: vec![GroupSnapshot {
             id: "billing".to_string(),
+            group_type: GroupType::Classic,
             state: GroupState::Stable,
             members: Some(1),
             offsets: vec![CommittedOffset {

@@ -32,7 +32,7 @@ impl fmt::Display for BrokerRef {
 }
 
 /// The Kafka request (or librdkafka call) that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Request {
     Metadata,
     ListOffsetsEarliest,
@@ -47,6 +47,15 @@ pub enum Request {
     Assign,
     /// The timestamp reader's fetches of the assigned partitions.
     Fetch,
+    /// The native path's TCP (and TLS) connection to a broker.
+    Connect,
+    ApiVersions,
+    SaslHandshake,
+    SaslAuthenticate,
+    FindCoordinator,
+    OffsetFetch,
+    ListGroups,
+    ConsumerGroupDescribe,
 }
 
 impl fmt::Display for Request {
@@ -62,6 +71,14 @@ impl fmt::Display for Request {
             Request::DescribeConfigs => "DescribeConfigs",
             Request::Assign => "assign",
             Request::Fetch => "Fetch",
+            Request::Connect => "connect",
+            Request::ApiVersions => "ApiVersions",
+            Request::SaslHandshake => "SaslHandshake",
+            Request::SaslAuthenticate => "SaslAuthenticate",
+            Request::FindCoordinator => "FindCoordinator",
+            Request::OffsetFetch => "OffsetFetch",
+            Request::ListGroups => "ListGroups",
+            Request::ConsumerGroupDescribe => "ConsumerGroupDescribe",
         })
     }
 }
@@ -94,6 +111,31 @@ pub enum KafkaCallError {
     Create {
         request: Request,
         object: &'static str,
+    },
+    /// The native path: the broker answered with a Kafka error code (`name` is Kafka's name
+    /// for it, `message` the broker's own text when it sent one).
+    #[error("{request}: {name} (error code {code}){}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Broker {
+        request: Request,
+        code: i16,
+        name: String,
+        message: Option<String>,
+    },
+    /// The native path: connecting, TLS, or reading and writing the socket failed.
+    #[error("{request}: {message}")]
+    Io { request: Request, message: String },
+    /// The native path: SASL authentication failed.
+    #[error("{request}: authentication failed: {message}")]
+    Authentication { request: Request, message: String },
+    /// The native path: an answer that does not decode, or does not fit its request.
+    #[error("{request}: malformed answer: {message}")]
+    Malformed { request: Request, message: String },
+    /// The native path: the broker speaks no version of the request lagwatch can use.
+    #[error("{request}: the broker supports versions {broker}, lagwatch needs {needed}")]
+    Unsupported {
+        request: Request,
+        broker: String,
+        needed: String,
     },
 }
 
@@ -133,7 +175,25 @@ impl KafkaCallError {
             KafkaCallError::Timeout { .. } => Some(RDKafkaErrorCode::OperationTimedOut),
             KafkaCallError::Kafka { code, .. } => Some(*code),
             KafkaCallError::Client { source, .. } => source.rdkafka_error_code(),
-            KafkaCallError::Argument { .. } | KafkaCallError::Create { .. } => None,
+            KafkaCallError::Argument { .. }
+            | KafkaCallError::Create { .. }
+            | KafkaCallError::Broker { .. }
+            | KafkaCallError::Io { .. }
+            | KafkaCallError::Authentication { .. }
+            | KafkaCallError::Malformed { .. }
+            | KafkaCallError::Unsupported { .. } => None,
+        }
+    }
+
+    /// The Kafka protocol error code the broker answered, whichever client asked: librdkafka
+    /// passes broker codes through unchanged (its own local codes are negative).
+    pub fn broker_code(&self) -> Option<i16> {
+        match self {
+            KafkaCallError::Broker { code, .. } => Some(*code),
+            _ => self
+                .code()
+                .and_then(|c| i16::try_from(c as i32).ok())
+                .filter(|c| *c > 0),
         }
     }
 }

@@ -2,14 +2,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 
-use super::admin_sys::{self, GroupKind};
-use super::error::{CollectError, KafkaCallError, Request, StageError};
+use super::admin_sys::{self, GroupKind, GroupOffset};
+use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
+use super::native::NativeClient;
 use super::{stage_timeout, ClusterCollector, Deadline, Stage, StatsContext};
-use crate::model::{CommittedOffset, GroupSnapshot, GroupState, TopicSnapshot};
+use crate::model::{CommittedOffset, GroupSnapshot, GroupState, GroupType, TopicSnapshot};
 
 impl ClusterCollector {
     /// Lists, describes and fetches the committed offsets of every selected group. Selected
@@ -22,36 +24,11 @@ impl ClusterCollector {
         errors: &mut Vec<StageError>,
         unauthorized: &mut Vec<String>,
     ) -> Vec<GroupSnapshot> {
-        let selector = &self.settings.cluster.groups;
-        // Group id -> (state from the listing, protocol); a BTreeMap also deduplicates groups a
+        // Group id -> (state from the listing, type); a BTreeMap also deduplicates groups a
         // coordinator move lists twice.
-        let mut listed: BTreeMap<String, (GroupState, GroupKind)> = BTreeMap::new();
-        let mut listing_complete = false;
-        // librdkafka reports a broker's listing error without the broker: no broker field.
-        let listing = match stage_timeout(deadline, Stage::ListGroups, errors) {
-            Some(timeout) => admin_sys::list_consumer_groups(self.consumer.client(), timeout)
-                .map_err(|e| errors.push(StageError::new(Stage::ListGroups, None, e))),
-            None => Err(()),
-        };
-        match listing {
-            Ok(list) => {
-                listing_complete = list.errors.is_empty();
-                for e in list.errors {
-                    errors.push(StageError::new(Stage::ListGroups, None, e));
-                }
-                for g in list.groups {
-                    if selector.matches(&g.group_id) && self.settings.shard.owns(&g.group_id) {
-                        listed.insert(g.group_id, (GroupState::from_broker(g.state), g.kind));
-                    }
-                }
-            }
-            Err(()) => {
-                // Without a listing, keep polling the groups seen last time.
-                for (id, (g, _)) in &self.previous_groups {
-                    listed.insert(id.clone(), (g.state, GroupKind::Unknown));
-                }
-            }
-        }
+        let (mut listed, listing_complete) = self.list_groups(deadline, errors);
+        let selector = &self.settings.cluster.groups;
+        listed.retain(|id, _| selector.matches(id) && self.settings.shard.owns(id));
         // ListGroups leaves out the groups this principal may not Describe (unless it may
         // Describe the cluster). An exactly named group it left out is asked about by name: its
         // description says GROUP_AUTHORIZATION_FAILED when it is hidden, and dead or not found
@@ -90,18 +67,10 @@ impl ClusterCollector {
         let (described, describe_timed_out) =
             self.describe_groups(&coordinator, &listed, deadline, errors);
         let ids: Vec<String> = listed.keys().cloned().collect();
-        let fetched = match stage_timeout(deadline, Stage::OffsetFetch, errors) {
-            Some(timeout) => admin_sys::list_consumer_group_offsets(
-                coordinator.client(),
-                &ids,
-                self.settings.offset_fetch_concurrency,
-                timeout,
-            ),
-            None => Vec::new(),
+        let (fetched, fetch_timed_out) = match stage_timeout(deadline, Stage::OffsetFetch, errors) {
+            Some(timeout) => self.committed_offsets(&coordinator, &ids, timeout),
+            None => (Vec::new(), false),
         };
-        let fetch_timed_out = fetched
-            .iter()
-            .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
         self.coordinator_done(describe_timed_out || fetch_timed_out);
         let topic_names: HashMap<&str, &Arc<str>> =
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
@@ -109,15 +78,15 @@ impl ClusterCollector {
         let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
         // Groups the poll had no time left to fetch get no result and no error of their own.
         let results = fetched.into_iter().map(Some).chain(std::iter::repeat(None));
-        for ((id, (listed_state, _)), result) in listed.into_iter().zip(results) {
+        for ((id, (listed_state, group_type)), result) in listed.into_iter().zip(results) {
             let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
-            if let Some(Err(source)) = &result {
+            if let Some(Err((broker, source))) = &result {
                 if is_group_refusal(source) {
                     unauthorized.push(id.clone());
                 }
                 errors.push(StageError::new(
                     Stage::OffsetFetch,
-                    None,
+                    broker.clone(),
                     CollectError::Group {
                         group: id.clone(),
                         source: source.clone(),
@@ -139,6 +108,7 @@ impl ClusterCollector {
                     offsets.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
                     let group = GroupSnapshot {
                         id: id.clone(),
+                        group_type,
                         state,
                         members,
                         offsets,
@@ -160,13 +130,134 @@ impl ClusterCollector {
         groups
     }
 
+    /// The native client, once its request versions were checked against a broker; `None`
+    /// (from now on, logged once) when a broker lacks one, or when the cluster needs librdkafka.
+    fn native_ready(&mut self) -> Option<&mut NativeClient> {
+        let native = self.native.as_mut()?;
+        native.set_brokers(self.leaders.addresses());
+        if !self.native_checked {
+            match native.check_versions() {
+                Ok(_) => self.native_checked = true,
+                // A broker too old for batched requests: librdkafka from now on.
+                Err(e) if matches!(e.error, KafkaCallError::Unsupported { .. }) => {
+                    super::native_refused(&self.settings.cluster.name, &e.error.to_string());
+                    self.native = None;
+                }
+                // Unreachable now: the requests report it, and the next poll checks again.
+                Err(_) => {}
+            }
+        }
+        self.native.as_mut()
+    }
+
+    /// Every group of the polled types with its listed state and type, and whether every broker
+    /// answered: ListGroups v5 per broker over the native path, else librdkafka's
+    /// ListConsumerGroups. Without any listing, the groups of the last poll.
+    fn list_groups(
+        &mut self,
+        deadline: &Deadline,
+        errors: &mut Vec<StageError>,
+    ) -> (BTreeMap<String, (GroupState, GroupType)>, bool) {
+        let mut listed = BTreeMap::new();
+        let brokers = self.leaders.brokers().to_vec();
+        let timeout = stage_timeout(deadline, Stage::ListGroups, errors);
+        let native = match timeout {
+            Some(_) => self.native_ready(),
+            None => None,
+        };
+        let listing = match (timeout, native) {
+            (None, _) => None,
+            (Some(timeout), Some(native)) => {
+                let list = native.list_groups(&brokers, timeout);
+                let complete = list.errors.is_empty();
+                let failed = list.groups.is_empty() && !complete;
+                for e in list.errors {
+                    errors.push(StageError::new(Stage::ListGroups, e.broker, e.error));
+                }
+                for g in list.groups {
+                    let kind = GroupType::from_broker(&g.group_type).unwrap_or_default();
+                    listed.insert(g.group_id, (GroupState::from_broker(&g.state), kind));
+                }
+                (!failed).then_some(complete)
+            }
+            // librdkafka reports a broker's listing error without the broker: no broker field.
+            (Some(timeout), None) => {
+                match admin_sys::list_consumer_groups(self.consumer.client(), timeout) {
+                    Ok(list) => {
+                        let complete = list.errors.is_empty();
+                        for e in list.errors {
+                            errors.push(StageError::new(Stage::ListGroups, None, e));
+                        }
+                        for g in list.groups {
+                            let kind = match g.kind {
+                                GroupKind::Consumer => GroupType::Consumer,
+                                GroupKind::Classic | GroupKind::Unknown => GroupType::Classic,
+                            };
+                            listed.insert(g.group_id, (GroupState::from_broker(g.state), kind));
+                        }
+                        Some(complete)
+                    }
+                    Err(e) => {
+                        errors.push(StageError::new(Stage::ListGroups, None, e));
+                        None
+                    }
+                }
+            }
+        };
+        match listing {
+            Some(complete) => (listed, complete),
+            None => {
+                // Without a listing, keep polling the groups seen last time.
+                for (id, (g, _)) in &self.previous_groups {
+                    listed.insert(id.clone(), (g.state, g.group_type));
+                }
+                (listed, false)
+            }
+        }
+    }
+
+    /// The committed offsets of each group, one result per group in order, a failure with the
+    /// broker it went to when known: over the native path, batched per coordinator, unless the
+    /// cluster needs librdkafka (one group per call on `coordinator`). Also says whether a
+    /// librdkafka call timed out (`coordinator`'s cache may be stale).
+    fn committed_offsets(
+        &mut self,
+        coordinator: &BaseConsumer<StatsContext>,
+        ids: &[String],
+        timeout: Duration,
+    ) -> (Vec<FetchResult>, bool) {
+        if let Some(native) = self.native_ready() {
+            let fetched = native
+                .committed_offsets(ids, timeout)
+                .into_iter()
+                .map(|r| r.map_err(|e| (e.broker, e.error)))
+                .collect();
+            return (fetched, false);
+        }
+        let fetched = admin_sys::list_consumer_group_offsets(
+            coordinator.client(),
+            ids,
+            self.settings.offset_fetch_concurrency,
+            timeout,
+        );
+        let timed_out = fetched
+            .iter()
+            .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
+        let fetched = fetched
+            .into_iter()
+            .map(|r| r.map_err(|e| (None, e)))
+            .collect();
+        (fetched, timed_out)
+    }
+
     /// State and member count per group: classic groups through the classic DescribeGroups
-    /// (batched per coordinator), KIP-848 groups through DescribeConsumerGroups. Also says
+    /// (batched per coordinator), KIP-848 groups through ConsumerGroupDescribe over the native
+    /// path (the broker's own state names), else librdkafka's DescribeConsumerGroups. Also says
     /// whether a DescribeConsumerGroups call timed out (`coordinator`'s cache may be stale).
     fn describe_groups(
-        &self,
+        &mut self,
         coordinator: &BaseConsumer<StatsContext>,
-        listed: &BTreeMap<String, (GroupState, GroupKind)>,
+        listed: &BTreeMap<String, (GroupState, GroupType)>,
         deadline: &Deadline,
         errors: &mut Vec<StageError>,
     ) -> (HashMap<String, (GroupState, Option<u32>)>, bool) {
@@ -175,7 +266,7 @@ impl ClusterCollector {
         let of_kind = |consumer: bool| -> Vec<String> {
             listed
                 .iter()
-                .filter(|(_, (_, kind))| (*kind == GroupKind::Consumer) == consumer)
+                .filter(|(_, (_, kind))| (*kind == GroupType::Consumer) == consumer)
                 .map(|(id, _)| id.clone())
                 .collect()
         };
@@ -210,7 +301,32 @@ impl ClusterCollector {
             true => None,
             false => stage_timeout(deadline, Stage::DescribeGroups, errors),
         };
-        if let Some(timeout) = timeout {
+        let Some(timeout) = timeout else {
+            return (out, timed_out);
+        };
+        if let Some(native) = self.native_ready() {
+            for (id, r) in consumer_kind
+                .iter()
+                .zip(native.describe_consumer_groups(&consumer_kind, timeout))
+            {
+                match r {
+                    Ok(d) => {
+                        out.insert(
+                            id.clone(),
+                            (GroupState::from_broker(&d.state), Some(d.members)),
+                        );
+                    }
+                    Err(e) => errors.push(StageError::new(
+                        Stage::DescribeGroups,
+                        e.broker,
+                        CollectError::Group {
+                            group: id.clone(),
+                            source: e.error,
+                        },
+                    )),
+                }
+            }
+        } else {
             match admin_sys::describe_consumer_groups(coordinator.client(), &consumer_kind, timeout)
             {
                 Ok(results) => {
@@ -247,7 +363,10 @@ impl ClusterCollector {
     }
 }
 
+/// One group's committed offsets, or the failure and the broker it came from when known.
+type FetchResult = Result<Vec<GroupOffset>, (Option<BrokerRef>, KafkaCallError)>;
+
 /// Whether Kafka refused a group's request for want of a Describe ACL on the group.
 fn is_group_refusal(error: &KafkaCallError) -> bool {
-    error.code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed)
+    error.broker_code() == Some(RDKafkaErrorCode::GroupAuthorizationFailed as i16)
 }

@@ -1,24 +1,35 @@
 //! Kafka collection: the only module that talks to Kafka. One [`ClusterCollector`] per cluster
 //! turns broker answers into a [`Snapshot`] per poll.
 //!
-//! Requests per poll grow with brokers and groups, never with partitions (PRODUCT.md §11):
-//! Metadata 1; ListOffsets 2 per leader broker per chunk of topics (one `offsets_for_times` call
-//! per leader, the leaders in parallel); ListConsumerGroups 1 per broker; classic DescribeGroups
-//! batched per coordinator; DescribeConfigs 1, only when the topic set changes or on refresh;
-//! OffsetFetch 1 per group, `offset_fetch_concurrency` in flight. Names a selector spells out
-//! exactly that a listing left out (hidden by ACLs, or absent) cost one more request each while
-//! they are missing: Metadata per topic, DescribeConsumerGroups for the groups
+//! Requests per poll grow with brokers and coordinators, never with partitions (PRODUCT.md
+//! §11): Metadata 1; ListOffsets 2 per leader broker per chunk of topics (one `offsets_for_times`
+//! call per leader, the leaders in parallel); ListGroups 1 per broker (native, v5 with the type
+//! filter; else librdkafka's ListConsumerGroups); classic DescribeGroups batched per
+//! coordinator; ConsumerGroupDescribe 1 per coordinator for KIP-848 groups; DescribeConfigs 1, only when the topic set changes or
+//! on refresh; committed offsets over the native path ([`native`]): FindCoordinator 1 and
+//! OffsetFetch 1 per coordinator, per 256 KiB of group ids — or, where the cluster needs
+//! librdkafka, OffsetFetch 1 per group, `offset_fetch_concurrency` in flight. Names a selector
+//! spells out exactly that a listing left out (hidden by ACLs, or absent) cost one more request
+//! each while they are missing: Metadata per topic, DescribeConsumerGroups for the groups
 //! ([`Unauthorized`]).
+//!
+//! Request accounting: every request counts in `lagwatch_kafka_requests_total{broker}` through
+//! one [`RequestCounter`] per cluster — librdkafka's from the per-broker `req` deltas of its
+//! statistics, the native path's as each request is written (with its connection set-up:
+//! ApiVersions, SaslHandshake, SaslAuthenticate), under the same labels (node id, or
+//! `bootstrap`).
 //!
 //! Stages by file: `watermarks` (metadata, ListOffsets), `groups` (list, describe, committed
 //! offsets), `topic_configs` (DescribeConfigs), `reader` (record timestamps). `error` holds the
-//! typed errors from a Kafka call up to a failed [`Stage`]; `admin_sys` the FFI admin calls.
+//! typed errors from a Kafka call up to a failed [`Stage`]; `admin_sys` the FFI admin calls;
+//! `native` lagwatch's own protocol path.
 
 pub mod admin_sys;
 mod deadline;
 mod error;
 mod groups;
 pub mod msk_iam;
+pub mod native;
 mod reader;
 mod stage;
 pub mod stats;
@@ -46,6 +57,11 @@ pub use watermarks::Leaders;
 
 /// How often librdkafka reports statistics (request counts), in milliseconds.
 const STATISTICS_INTERVAL_MS: &str = "1000";
+
+/// Events served from the coordinator handle's queue after each poll's group calls: more than
+/// the statistics reports (one a second) of the longest poll interval lagwatch keeps a handle
+/// through.
+const STATS_BACKLOG: usize = 128;
 
 /// What one poll produced.
 #[derive(Debug, Clone)]
@@ -129,12 +145,26 @@ pub struct ClusterCollector {
     /// handle a group whose coordinator died would time out until restart. A new handle looks
     /// every coordinator up again.
     coordinator: Option<Arc<BaseConsumer<StatsContext>>>,
+    /// lagwatch's own protocol path for committed offsets (batched per coordinator); `None`
+    /// when the cluster's security settings or brokers need librdkafka (logged once).
+    native: Option<native::NativeClient>,
+    /// Whether the native path's request versions were checked against a broker.
+    native_checked: bool,
 }
 
 impl ClusterCollector {
     pub fn new(settings: CollectorSettings) -> Result<ClusterCollector, CollectError> {
         let cluster = &settings.cluster;
         let requests = Arc::new(Mutex::new(RequestCounter::default()));
+        // Decided first, so the reason is logged even when librdkafka then refuses the settings.
+        let native =
+            match native::NativeClient::new(cluster, requests.clone(), settings.call_timeout()) {
+                Ok(n) => Some(n),
+                Err(reason) => {
+                    native_refused(&cluster.name, &reason);
+                    None
+                }
+            };
         // No group.id: the handle's main queue then stays its own, so polling it delivers statistics.
         let consumer: BaseConsumer<StatsContext> = client_config(cluster)
             .create_with_context(
@@ -172,6 +202,8 @@ impl ClusterCollector {
             previous_groups: HashMap::new(),
             leaders: Leaders::default(),
             coordinator: None,
+            native,
+            native_checked: false,
         })
     }
 
@@ -204,7 +236,11 @@ impl ClusterCollector {
     /// call timed out, so the next poll looks the coordinators up afresh.
     fn coordinator_done(&mut self, timed_out: bool) {
         if let Some(c) = &self.coordinator {
-            let _ = c.poll(Duration::ZERO);
+            // One event per call: every statistics report since the last poll is waiting (one a
+            // second), and serving only one would leave the count ever further behind.
+            for _ in 0..STATS_BACKLOG {
+                let _ = c.poll(Duration::ZERO);
+            }
         }
         if timed_out {
             self.coordinator = None;
@@ -412,6 +448,15 @@ pub fn check_client(cluster: &ClusterConfig) -> Result<(), ClientCheckError> {
         .map_err(|e| ClientCheckError::Create(e.to_string()))?;
     drop(client);
     Ok(())
+}
+
+/// The one log line of a cluster whose committed offsets go through librdkafka, and why.
+fn native_refused(cluster: &str, reason: &str) {
+    tracing::info!(
+        cluster,
+        reason,
+        "committed offsets through librdkafka, one group per request: {reason}"
+    );
 }
 
 /// The librdkafka settings every handle of `cluster` shares: the user's properties, then the

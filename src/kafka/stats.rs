@@ -59,6 +59,12 @@ impl RequestCounter {
         }
     }
 
+    /// Adds requests lagwatch's own protocol path sent to the broker labelled `label` (a node
+    /// id, or `bootstrap`), counted as they are written.
+    pub fn add(&mut self, label: &str, requests: u64) {
+        *self.totals.entry(label.to_string()).or_insert(0) += requests;
+    }
+
     pub fn totals(&self) -> BTreeMap<String, u64> {
         self.totals.clone()
     }
@@ -206,5 +212,10 @@ mod tests {
         assert_eq!(totals.get("bootstrap"), Some(&5));
         assert_eq!(totals.get("111"), Some(&19));
         assert_eq!(totals.len(), 2);
+        // The native path adds its own requests to the same labels.
+        c.add("111", 2);
+        c.add("bootstrap", 1);
+        assert_eq!(c.totals().get("111"), Some(&21));
+        assert_eq!(c.totals().get("bootstrap"), Some(&6));
     }
 }

@@ -28,6 +28,8 @@ pub struct Leaders {
     /// The last leader metadata named for each partition now without one: the broker whose
     /// loss took the partition offline, which is what its error should name.
     previous: HashMap<(String, i32), i32>,
+    /// The brokers of the latest metadata, by node id.
+    brokers: Vec<i32>,
 }
 
 impl Leaders {
@@ -45,6 +47,7 @@ impl Leaders {
             })
             .collect();
         self.take_leaders(leaders);
+        self.brokers = metadata.brokers().iter().map(|b| b.id()).collect();
         self.remember(
             metadata
                 .brokers()
@@ -77,6 +80,16 @@ impl Leaders {
             id,
             address: self.addresses.get(&id).cloned(),
         })
+    }
+
+    /// The node ids of the latest metadata's brokers.
+    pub fn brokers(&self) -> &[i32] {
+        &self.brokers
+    }
+
+    /// Every broker address metadata named, by node id (the native path connects by them).
+    pub fn addresses(&self) -> impl Iterator<Item = (i32, String)> + '_ {
+        self.addresses.iter().map(|(id, a)| (*id, a.clone()))
     }
 
     fn remember(&mut self, addresses: impl Iterator<Item = (i32, String)>) {
@@ -405,6 +418,7 @@ mod tests {
             ]),
             addresses: HashMap::from([(1, "k1:9092".to_string())]),
             previous: HashMap::new(),
+            brokers: vec![1],
         }
     }
 

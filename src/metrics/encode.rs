@@ -19,7 +19,8 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
 use super::families::{
-    ClusterView, ExporterFamily, ExporterRows, Kind, Rows, Value, EXPORTER_FAMILIES, KAFKA_FAMILIES,
+    ClusterView, ExporterFamily, ExporterRows, Kind, Origin, Rows, Value, EXPORTER_FAMILIES,
+    KAFKA_FAMILIES,
 };
 use crate::kafka::Stage;
 use crate::model::Report;
@@ -59,7 +60,15 @@ impl Collector for ReportCollector {
                                 ("cluster_name", cluster.name.as_str()),
                             ];
                             let prefix = if cluster_name { &both[..] } else { &both[..1] };
-                            encode_rows(&family.rows, family.kind, prefix, report, metric)?;
+                            let group_type = family.origin != Origin::KafkaLagExporter;
+                            encode_rows(
+                                &family.rows,
+                                family.kind,
+                                prefix,
+                                report,
+                                metric,
+                                group_type,
+                            )?;
                         }
                     }
                     Ok(())
@@ -145,12 +154,15 @@ impl ReportCollector {
 
 /// Writes every series of one Kafka family for one cluster. Mirrors [`Rows::count`]. `cluster`
 /// is the cluster's labels: `cluster`, and `cluster_name` where the family carries it.
+/// `group_type`: whether group-level rows carry the `group_type` label (lagwatch's own
+/// families do; kafka-lag-exporter's keep that exporter's labels).
 fn encode_rows(
     rows: &Rows,
     kind: Kind,
     cluster: &[(&'static str, &str)],
     report: &Report,
     metric: &mut MetricEncoder<'_>,
+    group_type: bool,
 ) -> fmt::Result {
     match rows {
         Rows::Topic(value) => {
@@ -173,15 +185,26 @@ fn encode_rows(
         Rows::Group(value) => {
             for g in &report.groups {
                 if let Some(v) = value(g) {
-                    sample(metric, kind, &(cluster, [("group", g.id.as_str())]), v)?;
+                    let labels = [
+                        ("group", g.id.as_str()),
+                        ("group_type", g.group_type.as_str()),
+                    ];
+                    let labels = &labels[..if group_type { 2 } else { 1 }];
+                    sample(metric, kind, &(cluster, labels), v)?;
                 }
             }
         }
         Rows::GroupLabel(label, value) => {
             for g in &report.groups {
                 if let Some(label_value) = value(g) {
-                    let labels = (cluster, [("group", g.id.as_str()), (*label, label_value)]);
-                    sample(metric, kind, &labels, Value::Uint(1))?;
+                    let typed = [
+                        ("group", g.id.as_str()),
+                        ("group_type", g.group_type.as_str()),
+                        (*label, label_value),
+                    ];
+                    let untyped = [("group", g.id.as_str()), (*label, label_value)];
+                    let labels: &[(&str, &str)] = if group_type { &typed } else { &untyped };
+                    sample(metric, kind, &(cluster, labels), Value::Uint(1))?;
                 }
             }
         }

@@ -12,6 +12,6 @@ pub use report::{
     TopicReport,
 };
 pub use snapshot::{
-    CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
+    CommittedOffset, GroupSnapshot, GroupState, GroupType, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
 };

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::analytics::skew::lag_skew_seconds;
 use super::analytics::Status;
-use super::snapshot::{GroupState, PartitionOffsets, Snapshot, TopicSnapshot};
+use super::snapshot::{GroupState, GroupType, PartitionOffsets, Snapshot, TopicSnapshot};
 
 /// One cluster after one poll: topics sorted by name, groups by id.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +39,7 @@ pub struct TopicReport {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupReport {
     pub id: String,
+    pub group_type: GroupType,
     pub state: GroupState,
     /// `None` when the group could not be described.
     pub members: Option<u32>,
@@ -155,6 +156,7 @@ impl GroupReport {
     ) -> Self {
         GroupReport {
             id,
+            group_type: GroupType::default(),
             state,
             members,
             uncommitted_partitions,

@@ -105,9 +105,50 @@ impl GroupState {
     }
 }
 
+/// The kind of group (Kafka's group type), the `group_type` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum GroupType {
+    /// JoinGroup/SyncGroup, and every group of a broker that does not say.
+    #[default]
+    Classic,
+    /// KIP-848 consumer groups.
+    Consumer,
+    /// KIP-932 share groups.
+    Share,
+    /// KIP-1071 streams groups.
+    Streams,
+}
+
+impl GroupType {
+    pub const ALL: [GroupType; 4] = [
+        GroupType::Classic,
+        GroupType::Consumer,
+        GroupType::Share,
+        GroupType::Streams,
+    ];
+
+    /// The label value, which is also Kafka's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+            GroupType::Share => "share",
+            GroupType::Streams => "streams",
+        }
+    }
+
+    /// Parses Kafka's name of a group type (any case); `None` for a type this version does not know.
+    pub fn from_broker(name: &str) -> Option<GroupType> {
+        GroupType::ALL
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(name))
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupSnapshot {
     pub id: String,
+    pub group_type: GroupType,
     pub state: GroupState,
     /// Member count; `None` when the group could not be described.
     pub members: Option<u32>,
@@ -149,6 +190,23 @@ mod tests {
         }
         for state in GroupState::ALL {
             assert_eq!(GroupState::from_broker(state.as_str()), state);
+        }
+    }
+
+    #[test]
+    fn group_types_read_kafkas_names() {
+        // (Kafka's spelling, expected): ListGroups v5 answers lower case; any case is accepted.
+        let cases = [
+            ("classic", Some(GroupType::Classic)),
+            ("Consumer", Some(GroupType::Consumer)),
+            ("share", Some(GroupType::Share)),
+            ("streams", Some(GroupType::Streams)),
+            // A type added by a later Kafka is not guessed.
+            ("", None),
+            ("future", None),
+        ];
+        for (name, want) in cases {
+            assert_eq!(GroupType::from_broker(name), want, "{name:?}");
         }
     }
 }

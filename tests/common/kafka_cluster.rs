@@ -41,6 +41,9 @@ pub const OAUTH_AUDIENCE: &str = "lagwatch-test-cluster";
 pub const OAUTH_ISSUER: &str = "lagwatch-test-idp";
 /// The Kerberos realm of a cluster's Kerberos listener.
 pub const KERBEROS_REALM: &str = "LAGWATCH.TEST";
+/// The counting proxy in front of PLAINTEXT listeners (`ClusterSpec::counted`).
+#[path = "proxy.rs"]
+pub mod proxy;
 
 /// What kind of cluster to start.
 #[derive(Debug, Clone, Copy)]
@@ -63,6 +66,10 @@ pub struct ClusterSpec {
     /// `kafka/127.0.0.1@`[`KERBEROS_REALM`] with the keytab `kafka.keytab` of this directory,
     /// whose `krb5.conf` names the KDC (the JVMs read it with `java.security.krb5.conf`).
     pub kerberos_dir: Option<&'static str>,
+    /// Each node's PLAINTEXT listener advertises the port of a counting proxy in front of it
+    /// (`proxy`), so every request of a PLAINTEXT client is counted by API key in
+    /// [`KafkaCluster::requests`].
+    pub counted: bool,
 }
 
 impl Default for ClusterSpec {
@@ -73,6 +80,7 @@ impl Default for ClusterSpec {
             first_port: None,
             oauthbearer_jwks_port: None,
             kerberos_dir: None,
+            counted: false,
         }
     }
 }
@@ -102,6 +110,8 @@ struct Node {
     id: usize,
     dir: PathBuf,
     plaintext: u16,
+    /// The advertised PLAINTEXT port: the counting proxy's when the spec asks for one.
+    advertised: u16,
     ssl: u16,
     sasl_ssl: u16,
     /// The OAUTHBEARER listener's port, when the spec asks for one.
@@ -121,6 +131,8 @@ pub struct KafkaCluster {
     pub spec: ClusterSpec,
     /// How long the cluster took from the first format to serving.
     pub startup: Duration,
+    /// Requests through the PLAINTEXT proxies by API key (empty without `spec.counted`).
+    pub requests: proxy::RequestCounts,
 }
 
 impl KafkaCluster {
@@ -138,13 +150,25 @@ impl KafkaCluster {
         std::fs::create_dir_all(&dir).expect("cluster dir");
         let tls = make_certificates(&dir.join("tls"));
         std::fs::write(dir.join("log4j2.properties"), LOG4J2).expect("log4j2 config");
+        let requests = proxy::RequestCounts::default();
         let nodes: Vec<Node> = (1..=spec.nodes)
-            .map(|id| Node {
+            .map(|id| {
+                let plaintext = spec
+                    .first_port
+                    .map_or_else(free_port, |p| p + id as u16 - 1);
+                (id, plaintext)
+            })
+            .map(|(id, plaintext)| Node {
                 id,
                 dir: dir.join(format!("node-{id}")),
-                plaintext: spec
-                    .first_port
-                    .map_or_else(free_port, |p| p + id as u16 - 1),
+                plaintext,
+                advertised: if spec.counted {
+                    let port = free_port();
+                    proxy::start(port, plaintext, requests.clone());
+                    port
+                } else {
+                    plaintext
+                },
                 ssl: free_port(),
                 sasl_ssl: free_port(),
                 oauth: spec.oauthbearer_jwks_port.map(|_| free_port()),
@@ -180,6 +204,7 @@ impl KafkaCluster {
             tls,
             spec,
             startup: Duration::ZERO,
+            requests,
         };
         for i in 0..cluster.nodes.len() {
             cluster.launch(i);
@@ -206,7 +231,7 @@ impl KafkaCluster {
             .iter()
             .map(|n| {
                 let port = match listener {
-                    Listener::Plaintext => n.plaintext,
+                    Listener::Plaintext => n.advertised,
                     Listener::Ssl => n.ssl,
                     Listener::SaslSsl => n.sasl_ssl,
                     Listener::OauthBearer => n
@@ -536,7 +561,7 @@ node.id={id}
 controller.quorum.voters={voters}
 controller.listener.names=CONTROLLER
 listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl},CONTROLLER://127.0.0.1:{ctl}
-advertised.listeners=PLAINTEXT://127.0.0.1:{plain},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl}
+advertised.listeners=PLAINTEXT://127.0.0.1:{advertised},SSL://127.0.0.1:{ssl},SASL_SSL://127.0.0.1:{sasl}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
@@ -568,6 +593,7 @@ listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.se
 ",
         id = node.id,
         plain = node.plaintext,
+        advertised = node.advertised,
         ssl = node.ssl,
         sasl = node.sasl_ssl,
         ctl = node.controller,

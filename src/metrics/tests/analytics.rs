@@ -11,16 +11,16 @@ fn analytics_families_emit_exact_values() {
     for exposition in [text(&r), om(&r)] {
         let lines: Vec<&str> = exposition.lines().collect();
         let expected = [
-            r#"kafka_consumergroup_status{cluster="a",group="billing",status="evicting"} 1"#,
-            r#"kafka_consumergroup_status{cluster="a",group="shipping",status="ok"} 1"#,
-            r#"kafka_consumergroup_lag_seconds{cluster="a",group="billing"} 36.0"#,
-            r#"kafka_consumergroup_lag_seconds{cluster="a",group="shipping"} 0.0"#,
-            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="billing"} 3564.0"#,
-            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="billing"} 0.01"#,
-            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="shipping"} 0.0"#,
-            r#"kafka_consumergroup_evicted_messages{cluster="a",group="billing"} 4"#,
-            r#"kafka_consumergroup_evicted_messages{cluster="a",group="shipping"} 0"#,
-            r#"kafka_consumergroup_commit_stall_seconds{cluster="a",group="billing"} 90.0"#,
+            r#"kafka_consumergroup_status{cluster="a",group="billing",group_type="classic",status="evicting"} 1"#,
+            r#"kafka_consumergroup_status{cluster="a",group="shipping",group_type="classic",status="ok"} 1"#,
+            r#"kafka_consumergroup_lag_seconds{cluster="a",group="billing",group_type="classic"} 36.0"#,
+            r#"kafka_consumergroup_lag_seconds{cluster="a",group="shipping",group_type="classic"} 0.0"#,
+            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="billing",group_type="classic"} 3564.0"#,
+            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="billing",group_type="classic"} 0.01"#,
+            r#"kafka_consumergroup_retention_usage_ratio{cluster="a",group="shipping",group_type="classic"} 0.0"#,
+            r#"kafka_consumergroup_evicted_messages{cluster="a",group="billing",group_type="classic"} 4"#,
+            r#"kafka_consumergroup_evicted_messages{cluster="a",group="shipping",group_type="classic"} 0"#,
+            r#"kafka_consumergroup_commit_stall_seconds{cluster="a",group="billing",group_type="classic"} 90.0"#,
             r#"kafka_consumergroup_topic_lag_seconds{cluster="a",group="billing",topic="payments"} 12.5"#,
             r#"kafka_consumergroup_topic_eviction_seconds{cluster="a",group="billing",topic="orders"} 3564.0"#,
             r#"kafka_consumergroup_topic_retention_usage_ratio{cluster="a",group="billing",topic="orders"} 0.01"#,
@@ -44,7 +44,7 @@ fn analytics_families_emit_exact_values() {
             r#"kafka_consumergroup_partition_eviction_seconds{cluster="a",group="billing",topic="orders",partition="1"}"#,
             r#"kafka_consumergroup_topic_eviction_seconds{cluster="a",group="billing",topic="payments"}"#,
             r#"kafka_consumergroup_topic_retention_usage_ratio{cluster="a",group="billing",topic="payments"}"#,
-            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="shipping"}"#,
+            r#"kafka_consumergroup_eviction_seconds{cluster="a",group="shipping",group_type="classic"}"#,
         ] {
             assert!(!exposition.contains(absent), "{absent}\n{exposition}");
         }

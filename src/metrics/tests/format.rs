@@ -179,13 +179,16 @@ fn label_values_are_escaped() {
     for (id, escaped) in cases {
         let report = report_with_groups(vec![GroupSnapshot {
             id: id.into(),
+            group_type: GroupType::Classic,
             state: GroupState::Stable,
             members: Some(1),
             offsets: vec![commit("orders", 0, 4)],
         }]);
         let r = render(&[cluster("a", Some(report))], &settings(Granularity::Group));
         for exposition in [text(&r), om(&r)] {
-            let line = format!(r#"kafka_consumergroup_lag_messages{{cluster="a",{escaped}}} 6"#);
+            let line = format!(
+                r#"kafka_consumergroup_lag_messages{{cluster="a",{escaped},group_type="classic"}} 6"#
+            );
             assert!(
                 exposition.lines().any(|l| l == line),
                 "{line}\n{exposition}"

@@ -14,7 +14,7 @@ use super::*;
 use crate::model::analytics::{AnalyticsSettings, ClusterAnalytics, Status};
 use crate::model::{
     CommittedOffset, Figures, GroupPartitionReport, GroupReport, GroupSnapshot, GroupState,
-    GroupTopicReport, Report, Snapshot,
+    GroupTopicReport, GroupType, Report, Snapshot,
 };
 
 fn commit(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
@@ -57,6 +57,7 @@ fn report() -> Arc<Report> {
     report_with_groups(vec![
         GroupSnapshot {
             id: "billing".into(),
+            group_type: GroupType::Classic,
             state: GroupState::Empty,
             members: Some(0),
             offsets: vec![
@@ -68,6 +69,7 @@ fn report() -> Arc<Report> {
         },
         GroupSnapshot {
             id: "shipping".into(),
+            group_type: GroupType::Classic,
             state: GroupState::Stable,
             members: Some(2),
             offsets: vec![commit("orders", 0, 10)],

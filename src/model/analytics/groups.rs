@@ -90,14 +90,17 @@ impl GroupWalk<'_> {
         if is_inactive(group.members, frozen_seconds, self.rules) {
             status = Status::Inactive;
         }
-        let report = GroupReport::from_topics(
-            group.id.clone(),
-            group.state,
-            group.members,
-            uncommitted,
-            status,
-            out_topics,
-        );
+        let report = GroupReport {
+            group_type: group.group_type,
+            ..GroupReport::from_topics(
+                group.id.clone(),
+                group.state,
+                group.members,
+                uncommitted,
+                status,
+                out_topics,
+            )
+        };
         (report, windows)
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::model::snapshot::{
-    CommittedOffset, GroupSnapshot, GroupState, PartitionOffsets, Snapshot, TopicConfig,
+    CommittedOffset, GroupSnapshot, GroupState, GroupType, PartitionOffsets, Snapshot, TopicConfig,
     TopicSnapshot,
 };
 
@@ -71,6 +71,7 @@ fn topic(name: &str, config: TopicConfig, partitions: &[(i32, i64, i64)]) -> Top
 fn group(id: &str, members: Option<u32>, commits: &[(&str, i32, i64)]) -> GroupSnapshot {
     GroupSnapshot {
         id: id.into(),
+        group_type: GroupType::Classic,
         state: GroupState::Stable,
         members,
         offsets: commits

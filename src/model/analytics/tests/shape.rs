@@ -105,6 +105,7 @@ fn report_sums_per_topic_and_group_and_counts_uncommitted() {
         topics: crate::model::fixtures::orders_and_payments(),
         groups: vec![GroupSnapshot {
             id: "billing".into(),
+            group_type: GroupType::Classic,
             state: GroupState::Empty,
             members: Some(0),
             offsets: vec![

@@ -1,0 +1,224 @@
+//! How the native path reaches a cluster: read from the same `kafka:` properties librdkafka gets,
+//! or the reason it cannot (then the cluster's group calls stay on librdkafka).
+
+use std::path::PathBuf;
+
+use crate::config::ClusterConfig;
+
+/// The connection settings of one cluster.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Security {
+    pub tls: Option<Tls>,
+    pub sasl: Option<Sasl>,
+}
+
+/// TLS as librdkafka's `ssl.*` properties describe it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// `ssl.ca.location`: a PEM file or a directory of CA certificates; the system's default
+    /// trust store without it.
+    pub ca: Option<PathBuf>,
+    /// `ssl.certificate.location` and `ssl.key.location`: the client certificate (mutual TLS).
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// `ssl.key.password`: the passphrase of an encrypted key.
+    pub key_password: Option<String>,
+    /// `ssl.endpoint.identification.algorithm`: `https` (librdkafka's default) checks the
+    /// broker's name or address against its certificate, `none` does not.
+    pub verify_hostname: bool,
+}
+
+/// SASL mechanisms the native path speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mechanism {
+    Plain,
+    ScramSha256,
+    ScramSha512,
+}
+
+impl Mechanism {
+    /// The name SaslHandshake carries.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mechanism::Plain => "PLAIN",
+            Mechanism::ScramSha256 => "SCRAM-SHA-256",
+            Mechanism::ScramSha512 => "SCRAM-SHA-512",
+        }
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sasl {
+    pub mechanism: Mechanism,
+    pub username: String,
+    pub password: String,
+}
+
+// Hand-written so that no password reaches a log through `{:?}`.
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field(
+                "tls",
+                &self.tls.as_ref().map(|t| (&t.ca, &t.certificate, &t.key)),
+            )
+            .field(
+                "sasl",
+                &self.sasl.as_ref().map(|s| (s.mechanism, &s.username)),
+            )
+            .finish()
+    }
+}
+
+/// Properties that only tune librdkafka (timeouts, buffers, logging, its own features): they
+/// change nothing in how a connection is secured, so the native path may ignore them. Any
+/// other `ssl.*`, `sasl.*` or `security.*` property it does not read sends the cluster's group
+/// calls to librdkafka, so no security setting is silently dropped.
+const SECURITY_PREFIXES: [&str; 3] = ["ssl.", "sasl.", "security."];
+
+/// Security properties the native path reads.
+const READ: [&str; 10] = [
+    "security.protocol",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "ssl.key.password",
+    "ssl.endpoint.identification.algorithm",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+];
+
+impl Security {
+    /// Reads the cluster's security properties. `Err` says why the native path cannot connect
+    /// like librdkafka does (GSSAPI, OAUTHBEARER, a property it does not read).
+    pub fn from_cluster(cluster: &ClusterConfig) -> Result<Security, String> {
+        Security::from_properties(
+            cluster
+                .kafka
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.value.as_str())),
+        )
+    }
+
+    pub fn from_properties<'a>(
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Security, String> {
+        let mut get = std::collections::HashMap::new();
+        for (key, value) in properties {
+            if SECURITY_PREFIXES.iter().any(|p| key.starts_with(p)) && !READ.contains(&key) {
+                return Err(format!(
+                    "the property {key} is not read by lagwatch's own protocol path"
+                ));
+            }
+            get.insert(key, value);
+        }
+        let protocol = get
+            .get("security.protocol")
+            .map(|p| p.to_ascii_lowercase())
+            .unwrap_or_else(|| "plaintext".into());
+        let (tls, sasl) = match protocol.as_str() {
+            "plaintext" => (false, false),
+            "ssl" => (true, false),
+            "sasl_plaintext" => (false, true),
+            "sasl_ssl" => (true, true),
+            other => return Err(format!("security.protocol {other} is not known")),
+        };
+        let path = |key: &str| get.get(key).map(PathBuf::from);
+        let tls = tls.then(|| Tls {
+            ca: path("ssl.ca.location"),
+            certificate: path("ssl.certificate.location"),
+            key: path("ssl.key.location"),
+            key_password: get.get("ssl.key.password").map(|s| s.to_string()),
+            verify_hostname: !get
+                .get("ssl.endpoint.identification.algorithm")
+                .is_some_and(|a| a.eq_ignore_ascii_case("none")),
+        });
+        let sasl = if sasl {
+            // librdkafka's default mechanism is GSSAPI.
+            let name = get
+                .get("sasl.mechanism")
+                .or_else(|| get.get("sasl.mechanisms"))
+                .map(|m| m.to_ascii_uppercase())
+                .unwrap_or_else(|| "GSSAPI".into());
+            let mechanism = match name.as_str() {
+                "PLAIN" => Mechanism::Plain,
+                "SCRAM-SHA-256" => Mechanism::ScramSha256,
+                "SCRAM-SHA-512" => Mechanism::ScramSha512,
+                other => {
+                    return Err(format!(
+                        "SASL mechanism {other} is served by librdkafka only"
+                    ))
+                }
+            };
+            Some(Sasl {
+                mechanism,
+                username: get.get("sasl.username").unwrap_or(&"").to_string(),
+                password: get.get("sasl.password").unwrap_or(&"").to_string(),
+            })
+        } else {
+            None
+        };
+        Ok(Security { tls, sasl })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_properties_are_read_like_librdkafka_or_refused_with_a_reason() {
+        // 1. Nothing set: PLAINTEXT, librdkafka's default.
+        let s = Security::from_properties([]).unwrap();
+        assert!(s.tls.is_none() && s.sasl.is_none());
+        // 2. Mutual TLS with an encrypted key; hostname checked by default.
+        let s = Security::from_properties([
+            ("security.protocol", "SSL"),
+            ("ssl.ca.location", "/ca.pem"),
+            ("ssl.certificate.location", "/c.pem"),
+            ("ssl.key.location", "/k.pem"),
+            ("ssl.key.password", "x"),
+        ])
+        .unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.key_password.as_deref(), Some("x"));
+        assert!(tls.verify_hostname && s.sasl.is_none());
+        // 3. SASL_SSL with SCRAM-SHA-512, spelled in lower case, hostname check off.
+        let s = Security::from_properties([
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanisms", "scram-sha-512"),
+            ("sasl.username", "u"),
+            ("sasl.password", "p"),
+            ("ssl.endpoint.identification.algorithm", "none"),
+        ])
+        .unwrap();
+        assert_eq!(s.sasl.as_ref().unwrap().mechanism, Mechanism::ScramSha512);
+        assert!(!s.tls.unwrap().verify_hostname);
+        // 4. SASL without a mechanism is GSSAPI in librdkafka: refused, saying so.
+        let e = Security::from_properties([("security.protocol", "SASL_PLAINTEXT")]).unwrap_err();
+        assert!(e.contains("GSSAPI"), "{e}");
+        // 5. OAUTHBEARER needs librdkafka's token source.
+        let e = Security::from_properties([
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+        ])
+        .unwrap_err();
+        assert!(e.contains("OAUTHBEARER"), "{e}");
+        // 6. A security property the native path does not read is never dropped silently.
+        let e = Security::from_properties([("ssl.key.pem", "...")]).unwrap_err();
+        assert!(e.contains("ssl.key.pem"), "{e}");
+        // 7. Tuning properties are librdkafka's own business.
+        assert!(Security::from_properties([("socket.timeout.ms", "1000")]).is_ok());
+        // 8. The debug form never shows the password.
+        let s = Security::from_properties([
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "PLAIN"),
+            ("sasl.username", "u"),
+            ("sasl.password", "hunter2"),
+        ])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}
