@@ -64,9 +64,9 @@ fn coordinator_moved(code: i16) -> bool {
 
 /// Where a group's coordinator is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Coordinator {
-    id: i32,
-    address: String,
+pub(super) struct Coordinator {
+    pub(super) id: i32,
+    pub(super) address: String,
 }
 
 impl Brokers {
@@ -132,7 +132,7 @@ impl Brokers {
     }
 
     /// Looks up the coordinator of every group: FindCoordinator with many keys, to any broker.
-    async fn find_coordinators<'g>(
+    pub(super) async fn find_coordinators<'g>(
         &mut self,
         groups: &[&'g str],
     ) -> Vec<(&'g str, Result<Coordinator, NativeError>)> {
