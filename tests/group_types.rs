@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lagwatch::config::Config;
-use lagwatch::kafka::native::{NativeClient, ShareOffsets};
+use lagwatch::kafka::native::{NativeClient, ShareOffsetEntry, ShareOffsets};
 use lagwatch::kafka::stats::RequestCounter;
 use lagwatch::model::GroupState;
 
@@ -38,23 +38,27 @@ fn counted(requests: &Arc<Mutex<RequestCounter>>) -> u64 {
 }
 
 /// Checks a share group's offsets for `topic` after every record before `accepted[p]` was
-/// accepted and nothing since (the partition's end is `end[p]`): the lag is exactly what came
-/// after. The start offset is the earliest offset the broker still tracks for delivery, and
-/// records after it may already be delivered (Kafka's share-group documentation): Kafka 4.4
-/// writes it to the share coordinator with the state write after the acknowledgements that
-/// move it, so here it is anywhere from the first offset the group read to `accepted[p]`.
+/// accepted and none since (the partition's end is `end[p]`): the start offset, the earliest
+/// offset still being delivered, is `accepted[p]`, and the lag is what came after.
+///
+/// Kafka 4.4 writes a share partition's start offset to the share coordinator with the state
+/// write *after* the acknowledgements that move it (records after the start offset may already
+/// be delivered, as Kafka's share-group documentation says), so the tests have a member fetch
+/// and release the new records first (`ShareMember::fetch_and_release`).
 fn assert_share_offsets(got: &ShareOffsets, topic: &str, accepted: &[i64], end: &[i64]) {
-    assert_eq!(got.len(), accepted.len(), "{got:?}");
-    for (p, ((t, partition, entry), (&accepted, &end))) in
-        got.iter().zip(accepted.iter().zip(end)).enumerate()
-    {
-        assert_eq!((t.as_str(), *partition), (topic, p as i32), "{got:?}");
-        assert_eq!(entry.lag, Some(end - accepted), "{got:?}");
-        assert!(
-            (0..=accepted).contains(&entry.start_offset),
-            "start offset beyond the accepted records: {got:?}"
-        );
-    }
+    let want: ShareOffsets = accepted
+        .iter()
+        .zip(end)
+        .enumerate()
+        .map(|(p, (&accepted, &end))| {
+            let entry = ShareOffsetEntry {
+                start_offset: accepted,
+                lag: Some(end - accepted),
+            };
+            (topic.to_string(), p as i32, entry)
+        })
+        .collect();
+    assert_eq!(got, &want);
 }
 
 /// Every (partition, offset) of partitions holding `counts[p]` records.
@@ -89,7 +93,7 @@ fn settled_share_offsets(native: &mut NativeClient, group: &str, lags: &[i64]) -
 }
 
 #[test]
-fn a_share_group_with_two_live_members_is_described_with_its_exact_lag() {
+fn a_share_group_with_two_live_members_is_described_with_its_exact_start_offset_and_lag() {
     let broker = kafka();
     let topic = unique("share");
     let group = unique("share-group");
@@ -109,8 +113,11 @@ fn a_share_group_with_two_live_members_is_described_with_its_exact_lag() {
     let unique_accepted: BTreeSet<(i32, i64)> = accepted.iter().copied().collect();
     assert_eq!(unique_accepted.len(), 70);
     assert_eq!(unique_accepted, all_records(&[70]));
-    // Records nobody fetches: the group's lag.
+    // Records nobody keeps: the group's lag. The first member fetches some and gives them
+    // back, so the broker writes the partition's state again.
     broker.produce(&topic, 0, 12, None);
+    let released = first.fetch_and_release();
+    assert!((1..=12).contains(&released), "released {released}");
 
     let (mut native, requests) = native(broker);
     let groups = vec![group.clone()];
@@ -155,8 +162,10 @@ fn a_share_group_without_members_is_empty_and_keeps_its_offsets() {
     let mut member = broker.share_member(&group, &topic, 20);
     let accepted: BTreeSet<(i32, i64)> = member.accepted().into_iter().collect();
     assert_eq!(accepted, all_records(&[20]));
-    member.client.stop();
     broker.produce(&topic, 0, 7, None);
+    let released = member.fetch_and_release();
+    assert!((1..=7).contains(&released), "released {released}");
+    member.client.stop();
 
     let (mut native, _) = native(broker);
     let groups = vec![group.clone()];

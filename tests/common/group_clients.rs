@@ -80,16 +80,21 @@ impl JavaClient {
     /// The lines it prints before `last` (which ends the wait); panics with its error log when
     /// it exits or times out first.
     pub fn lines_until(&mut self, last: &str) -> Vec<String> {
+        self.lines_through(|line| line == last).0
+    }
+
+    /// The lines it prints before the first that `last` accepts, and that line.
+    fn lines_through(&mut self, last: impl Fn(&str) -> bool) -> (Vec<String>, String) {
         let deadline = Instant::now() + CLIENT_TIMEOUT;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) if line == last => return seen,
+                Ok(line) if last(&line) => return (seen, line),
                 Ok(line) => seen.push(line),
                 Err(_) => panic!(
-                    "{} did not print {last:?} within {CLIENT_TIMEOUT:?}; it printed {seen:?}; \
-                     stderr: {}",
+                    "{} did not print what the test waits for within {CLIENT_TIMEOUT:?}; it \
+                     printed {seen:?}; stderr: {}",
                     self.name,
                     std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
                 ),
@@ -138,6 +143,19 @@ impl ShareMember {
                 Some((words.next()?.parse().ok()?, words.next()?.parse().ok()?))
             })
             .collect()
+    }
+
+    /// Makes the member fetch once more and release every record it gets, which makes the
+    /// broker write the share partition's state again; returns how many it released.
+    pub fn fetch_and_release(&mut self) -> usize {
+        use std::io::Write as _;
+        let stdin = self.client.stdin.as_mut().expect("member still running");
+        writeln!(stdin, "release").expect("write to the member");
+        stdin.flush().expect("write to the member");
+        let (_, line) = self.client.lines_through(|l| l.starts_with("released "));
+        line.trim_start_matches("released ")
+            .parse()
+            .expect("a count of released records")
     }
 }
 

@@ -1,7 +1,9 @@
 // One member of a share group (KIP-932), for the broker tests: it accepts exactly `quota`
 // records, prints each as `accepted <partition> <offset>`, releases any other record it was
 // given (so it goes back to the group), commits the acknowledgements and prints `done`; then it
-// stays a live member, without fetching, until its standard input closes.
+// stays a live member, without fetching, until its standard input closes. Each `release` line
+// on its standard input makes it fetch once more (waiting up to 30 s for records), release all
+// it gets and print `released <count>`.
 //
 // Usage: java ShareWorker.java <bootstrap> <group> <topic> <quota>
 // The group's `share.auto.offset.reset` is set to `earliest` first, so records produced before
@@ -60,7 +62,22 @@ public class ShareWorker {
         }
         System.out.println("done");
         System.out.flush();
-        while (System.in.read() != -1) {
+        java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in));
+        for (String line = in.readLine(); line != null; line = in.readLine()) {
+            if (!line.equals("release")) {
+                continue;
+            }
+            int released = 0;
+            long until = System.currentTimeMillis() + 30_000;
+            while (released == 0 && System.currentTimeMillis() < until) {
+                for (ConsumerRecord<byte[], byte[]> r : consumer.poll(Duration.ofMillis(500))) {
+                    consumer.acknowledge(r, AcknowledgeType.RELEASE);
+                    released++;
+                }
+            }
+            consumer.commitSync();
+            System.out.println("released " + released);
+            System.out.flush();
         }
         consumer.close();
     }
