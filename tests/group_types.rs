@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use lagwatch::config::Config;
 use lagwatch::kafka::native::{NativeClient, ShareOffsetEntry, ShareOffsets};
 use lagwatch::kafka::stats::RequestCounter;
+use lagwatch::kafka::Request;
 use lagwatch::model::GroupState;
 
 use common::{kafka, unique, KafkaCluster};
@@ -90,6 +91,21 @@ fn settled_share_offsets(native: &mut NativeClient, group: &str, lags: &[i64]) -
             _ => std::thread::sleep(Duration::from_millis(250)),
         }
     }
+}
+
+#[test]
+fn kafka_4_4_speaks_the_newest_version_of_every_group_type_request() {
+    let (mut native, _) = native(kafka());
+    let versions = native.group_type_versions().expect("versions");
+    // DescribeShareGroupOffsets v1 carries the lag (KIP-1226, Kafka 4.2).
+    assert_eq!(
+        versions,
+        BTreeMap::from([
+            (Request::ShareGroupDescribe, Some(1)),
+            (Request::DescribeShareGroupOffsets, Some(1)),
+            (Request::StreamsGroupDescribe, Some(1)),
+        ])
+    );
 }
 
 #[test]

@@ -1,16 +1,22 @@
 //! Requests a group's coordinator answers for many groups at once (ShareGroupDescribe,
 //! DescribeShareGroupOffsets, StreamsGroupDescribe): the groups are routed to their
 //! coordinators with one batched FindCoordinator, then each coordinator is asked once per
-//! chunk of groups. Results come back one per group, in the order asked.
+//! chunk of groups. Results come back one per group, in the order asked. A group whose
+//! coordinator moved or is loading is looked up and asked again, as for OffsetFetch.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use kafka_protocol::protocol::{Request as ProtocolRequest, VersionRange};
 
+use kafka_protocol::messages::ShareGroupDescribeRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use super::connection::broker_error;
-use super::groups::{chunks, Key};
+use super::groups::{chunks, retriable, Key, ROUNDS};
+use super::messages::{DescribeShareGroupOffsetsRequest, StreamsGroupDescribeRequest};
+use super::share::{DESCRIBE_SHARE_GROUP_OFFSETS, SHARE_GROUP_DESCRIBE};
+use super::streams::STREAMS_GROUP_DESCRIBE;
 use super::{Brokers, NativeClient, NativeError};
 use crate::kafka::error::{KafkaCallError, Request};
 
@@ -36,6 +42,47 @@ pub(super) fn group_answer<T>(
 }
 
 impl NativeClient {
+    /// The version of each Kafka 4 group request (ShareGroupDescribe,
+    /// DescribeShareGroupOffsets, StreamsGroupDescribe) lagwatch would use with the cluster's
+    /// brokers, None where a broker speaks none that lagwatch does (before Kafka 4.0 — or
+    /// 4.1 for share groups —, or with the group type turned off). Asks one broker, as
+    /// [`NativeClient::check_versions`] does: the cluster's brokers run one version.
+    pub fn group_type_versions(&mut self) -> Result<BTreeMap<Request, Option<i16>>, NativeError> {
+        let NativeClient { runtime, brokers } = self;
+        runtime.block_on(async {
+            let (_, connection) = brokers.any().await?;
+            Ok(BTreeMap::from([
+                (
+                    Request::ShareGroupDescribe,
+                    connection
+                        .version::<ShareGroupDescribeRequest>(
+                            Request::ShareGroupDescribe,
+                            SHARE_GROUP_DESCRIBE,
+                        )
+                        .ok(),
+                ),
+                (
+                    Request::DescribeShareGroupOffsets,
+                    connection
+                        .version::<DescribeShareGroupOffsetsRequest>(
+                            Request::DescribeShareGroupOffsets,
+                            DESCRIBE_SHARE_GROUP_OFFSETS,
+                        )
+                        .ok(),
+                ),
+                (
+                    Request::StreamsGroupDescribe,
+                    connection
+                        .version::<StreamsGroupDescribeRequest>(
+                            Request::StreamsGroupDescribe,
+                            STREAMS_GROUP_DESCRIBE,
+                        )
+                        .ok(),
+                ),
+            ]))
+        })
+    }
+
     /// Runs [`Brokers::per_coordinator`] on the client's runtime; no request for no groups.
     pub(super) fn per_group<R, T>(
         &mut self,
@@ -79,43 +126,62 @@ impl Brokers {
             .enumerate()
             .map(|(i, g)| (g.as_str(), i))
             .collect();
-        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-        let mut by_coordinator: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-        for (group, found) in self.find_coordinators(&names).await {
-            match found {
-                Ok(c) => {
-                    self.addresses.insert(c.id, c.address);
-                    by_coordinator.entry(c.id).or_default().push(group);
-                }
-                Err(e) => results[index[group]] = Some(Err(e)),
+        let mut pending: Vec<&str> = groups.iter().map(String::as_str).collect();
+        for round in 0..ROUNDS {
+            if pending.is_empty() {
+                break;
             }
-        }
-        for (id, members) in by_coordinator {
-            for chunk in chunks(&members, MAX_REQUEST_BYTES) {
-                match self.ask(id, request, versions, &body(&chunk)).await {
-                    Ok((broker, answer)) => {
-                        let mut answered: HashMap<String, Result<T, KafkaCallError>> =
-                            split(answer).into_iter().collect();
-                        for g in chunk {
-                            let r = answered.remove(g).unwrap_or_else(|| {
-                                Err(KafkaCallError::Malformed {
-                                    request,
-                                    message: format!("no answer for group {g}"),
-                                })
-                            });
-                            results[index[g]] = Some(r.map_err(|error| NativeError {
-                                broker: Some(broker.clone()),
-                                error,
-                            }));
-                        }
+            if round > 0 {
+                // A coordinator that is loading answers within moments; a moved one at once.
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(round))).await;
+            }
+            // Until the last round, a group whose coordinator moved or is loading goes again.
+            let last = round + 1 == ROUNDS;
+            let mut again = Vec::new();
+            let mut settle = |group: &'_ str, r: Result<T, NativeError>, again: &mut Vec<_>| match r
+            {
+                Err(e) if !last && retriable(&e) => again.push(index[group]),
+                r => results[index[group]] = Some(r),
+            };
+            let mut by_coordinator: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
+            for (group, found) in self.find_coordinators(&pending).await {
+                match found {
+                    Ok(c) => {
+                        self.addresses.insert(c.id, c.address);
+                        by_coordinator.entry(c.id).or_default().push(group);
                     }
-                    Err(e) => {
-                        for g in chunk {
-                            results[index[g]] = Some(Err(e.clone()));
-                        }
-                    }
+                    Err(e) => settle(group, Err(e), &mut again),
                 }
             }
+            for (id, members) in by_coordinator {
+                for chunk in chunks(&members, MAX_REQUEST_BYTES) {
+                    match self.ask(id, request, versions, &body(&chunk)).await {
+                        Ok((broker, answer)) => {
+                            let mut answered: HashMap<String, Result<T, KafkaCallError>> =
+                                split(answer).into_iter().collect();
+                            for g in chunk {
+                                let r = answered.remove(g).unwrap_or_else(|| {
+                                    Err(KafkaCallError::Malformed {
+                                        request,
+                                        message: format!("no answer for group {g}"),
+                                    })
+                                });
+                                let r = r.map_err(|error| NativeError {
+                                    broker: Some(broker.clone()),
+                                    error,
+                                });
+                                settle(g, r, &mut again);
+                            }
+                        }
+                        Err(e) => {
+                            for g in chunk {
+                                settle(g, Err(e.clone()), &mut again);
+                            }
+                        }
+                    }
+                }
+            }
+            pending = again.into_iter().map(|i| groups[i].as_str()).collect();
         }
         results
             .into_iter()

@@ -12,9 +12,9 @@ use super::NativeClient;
 use crate::kafka::error::{KafkaCallError, Request};
 
 /// ShareGroupDescribe: v1 is the only version Kafka 4.x keeps (v0 was the early-access one).
-const SHARE_GROUP_DESCRIBE: VersionRange = VersionRange { min: 1, max: 1 };
+pub(super) const SHARE_GROUP_DESCRIBE: VersionRange = VersionRange { min: 1, max: 1 };
 /// DescribeShareGroupOffsets: v0 has start offsets only, v1 adds the lag.
-const DESCRIBE_SHARE_GROUP_OFFSETS: VersionRange = VersionRange { min: 0, max: 1 };
+pub(super) const DESCRIBE_SHARE_GROUP_OFFSETS: VersionRange = VersionRange { min: 0, max: 1 };
 
 /// A share group as its coordinator describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use crate::kafka::error::{KafkaCallError, Request};
 
 /// StreamsGroupDescribe: v1 (Kafka 4.3) only adds the topology description, which lagwatch
 /// does not ask for.
-const STREAMS_GROUP_DESCRIBE: VersionRange = VersionRange { min: 0, max: 1 };
+pub(super) const STREAMS_GROUP_DESCRIBE: VersionRange = VersionRange { min: 0, max: 1 };
 
 /// A streams group as its coordinator describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
