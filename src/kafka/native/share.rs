@@ -168,10 +168,64 @@ fn share_offsets(
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
+    use kafka_protocol::messages::ShareGroupDescribeResponse;
     use kafka_protocol::protocol::Decodable;
 
     use super::*;
     use crate::kafka::native::messages::tests::share_offsets_v1_answer;
+
+    #[test]
+    fn a_share_group_describe_v1_answer_gives_state_members_and_their_partitions() {
+        // Written field by field from ShareGroupDescribeResponse.json (v1, flexible).
+        let answer = [
+            &[0, 0, 0, 0][..],                        // ThrottleTimeMs
+            &[2],                                     // Groups: 1
+            &[0, 0],                                  // ErrorCode
+            &[0],                                     // ErrorMessage: null
+            &[2, b'g'],                               // GroupId
+            &[7, b'S', b't', b'a', b'b', b'l', b'e'], // GroupState
+            &[0, 0, 0, 4],                            // GroupEpoch
+            &[0, 0, 0, 4],                            // AssignmentEpoch
+            &[7, b's', b'i', b'm', b'p', b'l', b'e'], // AssignorName
+            &[2],                                     // Members: 1
+            &[2, b'm'],                               // MemberId
+            &[0],                                     // RackId: null
+            &[0, 0, 0, 4],                            // MemberEpoch
+            &[2, b'c'],                               // ClientId
+            &[3, b'/', b'h'],                         // ClientHost
+            &[2, 2, b't'],                            // SubscribedTopicNames: ["t"]
+            &[2],                                     // Assignment.TopicPartitions: 1
+            &[0x22; 16],                              // TopicId
+            &[2, b't'],                               // TopicName
+            &[3, 0, 0, 0, 0, 0, 0, 0, 1],             // Partitions: [0, 1]
+            &[0],                                     // topic-partitions tagged fields
+            &[0],                                     // assignment tagged fields
+            &[0],                                     // member tagged fields
+            &[0x80, 0, 0, 0],                         // AuthorizedOperations
+            &[0],                                     // group tagged fields
+            &[0],                                     // tagged fields
+        ]
+        .concat();
+        let mut answer = Bytes::from(answer);
+        let decoded = ShareGroupDescribeResponse::decode(&mut answer, 1).expect("decodes");
+        assert!(answer.is_empty());
+        let g = decoded.groups.into_iter().next().expect("one group");
+        let described = share_description(g.group_state.to_string(), g.group_epoch, g.members);
+        assert_eq!(
+            described,
+            ShareGroupDescription {
+                state: "Stable".into(),
+                group_epoch: 4,
+                members: vec![ShareGroupMember {
+                    member_id: "m".into(),
+                    client_id: "c".into(),
+                    client_host: "/h".into(),
+                    subscribed_topics: vec!["t".into()],
+                    assignment: vec![("t".into(), vec![0, 1])],
+                }],
+            }
+        );
+    }
 
     #[test]
     fn partitions_without_state_are_left_out_and_a_group_error_fails_only_its_group() {
