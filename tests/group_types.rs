@@ -220,7 +220,7 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
     broker.produce(&topic, 1, 35, None);
     let _app = broker.streams_app(&group, &topic);
 
-    let (mut native, _) = native(broker);
+    let (mut native, requests) = native(broker);
     let groups = vec![group.clone()];
     let want = BTreeMap::from([((topic.clone(), 0), 25), ((topic.clone(), 1), 35)]);
     let deadline = Instant::now() + SETTLE;
@@ -239,10 +239,13 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
     };
     assert_eq!(committed, want);
 
+    // Connected already: one FindCoordinator and one StreamsGroupDescribe.
+    let before = counted(&requests);
     let described = native
         .describe_streams_groups(&groups)
         .remove(0)
         .expect("described");
+    assert_eq!(counted(&requests) - before, 2);
     assert_eq!(described.state, "Stable");
     assert_eq!(GroupState::from_broker(&described.state).as_str(), "stable");
     // One process with one stream thread: one member, running both tasks of the one
