@@ -56,6 +56,9 @@ pub enum Request {
     OffsetFetch,
     ListGroups,
     ConsumerGroupDescribe,
+    ShareGroupDescribe,
+    DescribeShareGroupOffsets,
+    StreamsGroupDescribe,
 }
 
 impl fmt::Display for Request {
@@ -79,6 +82,9 @@ impl fmt::Display for Request {
             Request::OffsetFetch => "OffsetFetch",
             Request::ListGroups => "ListGroups",
             Request::ConsumerGroupDescribe => "ConsumerGroupDescribe",
+            Request::ShareGroupDescribe => "ShareGroupDescribe",
+            Request::DescribeShareGroupOffsets => "DescribeShareGroupOffsets",
+            Request::StreamsGroupDescribe => "StreamsGroupDescribe",
         })
     }
 }

@@ -45,6 +45,10 @@ pub const KERBEROS_REALM: &str = "LAGWATCH.TEST";
 #[path = "proxy.rs"]
 pub mod proxy;
 
+/// Live share-group members and Kafka Streams applications (Java clients).
+#[path = "group_clients.rs"]
+pub mod group_clients;
+
 /// What kind of cluster to start.
 #[derive(Debug, Clone, Copy)]
 pub struct ClusterSpec {

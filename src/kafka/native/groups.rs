@@ -20,7 +20,7 @@ use crate::kafka::error::{BrokerRef, KafkaCallError, Request};
 pub(super) const MAX_REQUEST_BYTES: usize = 256 << 10;
 
 /// Rounds of lookups and fetches for groups whose coordinator moved or is loading.
-const ROUNDS: u32 = 3;
+pub(super) const ROUNDS: u32 = 3;
 
 /// Per group asked for: its committed offsets, or why they could not be read.
 pub type FetchedOffsets = Vec<Result<Vec<GroupOffset>, NativeError>>;
@@ -311,7 +311,7 @@ impl Brokers {
 }
 
 /// Whether the group's lookup or fetch is worth another round.
-fn retriable(e: &NativeError) -> bool {
+pub(super) fn retriable(e: &NativeError) -> bool {
     e.error.broker_code().is_some_and(coordinator_moved)
 }
 

@@ -12,9 +12,13 @@
 
 mod auth;
 mod connection;
+mod coordinated;
 mod groups;
 mod listing;
+mod messages;
 mod security;
+mod share;
+mod streams;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -32,6 +36,8 @@ pub use groups::FetchedOffsets;
 use groups::Key;
 pub use listing::{Described, Listed, Listing, GROUP_TYPES};
 pub use security::{Mechanism, Security};
+pub use share::{ShareGroupDescription, ShareGroupMember, ShareOffsetEntry, ShareOffsets};
+pub use streams::{StreamsGroupDescription, StreamsGroupMember};
 
 /// Versions the native path speaks: FindCoordinator v4+ takes many keys; OffsetFetch v8+ many
 /// groups; v10 names topics by id only, which lagwatch does not map.
