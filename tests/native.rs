@@ -322,7 +322,7 @@ fn a_poll_of_50_groups_sends_one_find_coordinator_and_one_offset_fetch_as_the_br
 fn a_gssapi_cluster_falls_back_to_librdkafka_and_says_why() {
     let broker = kafka();
     let lw = common::LagwatchProcess::start(&format!(
-        "poll_interval: 1s\nclusters:\n  - name: kerberos\n    bootstrap_servers: \"{}\"\n    kafka:\n      security.protocol: SASL_PLAINTEXT\n      sasl.mechanism: GSSAPI\n",
+        "poll_interval: 1s\nclusters:\n  - name: kerberos\n    bootstrap_servers: \"{}\"\n    kafka:\n      security.protocol: SASL_PLAINTEXT\n      sasl.mechanism: GSSAPI\n      sasl.kerberos.kinit.cmd: \"true\"\n",
         broker.bootstrap()
     ));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);

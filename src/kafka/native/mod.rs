@@ -181,7 +181,9 @@ impl NativeClient {
             runtime,
             brokers: b,
         } = self;
-        match runtime.block_on(tokio::time::timeout(budget, b.list_groups(brokers))) {
+        // The timer is made inside the runtime: it needs the runtime's clock.
+        match runtime.block_on(async { tokio::time::timeout(budget, b.list_groups(brokers)).await })
+        {
             Some(Ok(listing)) => listing,
             Some(Err(_)) => {
                 self.brokers.drop_connections();
@@ -205,7 +207,8 @@ impl NativeClient {
             return Vec::new();
         }
         let NativeClient { runtime, brokers } = self;
-        let step = tokio::time::timeout(budget, brokers.describe_consumer_groups(groups));
+        let step =
+            async { tokio::time::timeout(budget, brokers.describe_consumer_groups(groups)).await };
         match runtime.block_on(step) {
             Some(Ok(described)) => described,
             Some(Err(_)) => {
@@ -225,10 +228,8 @@ impl NativeClient {
             return Vec::new();
         }
         let NativeClient { runtime, brokers } = self;
-        match runtime.block_on(tokio::time::timeout(
-            budget,
-            brokers.committed_offsets(groups),
-        )) {
+        let step = async { tokio::time::timeout(budget, brokers.committed_offsets(groups)).await };
+        match runtime.block_on(step) {
             Some(Ok(fetched)) => fetched,
             Some(Err(_)) => {
                 self.brokers.drop_connections();

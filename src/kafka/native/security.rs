@@ -106,11 +106,12 @@ impl Security {
         properties: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<Security, String> {
         let mut get = std::collections::HashMap::new();
+        // Reported after the protocol and mechanism, so a Kerberos or OAUTHBEARER cluster is
+        // told so rather than about one of its mechanism's own properties.
+        let mut unread = None;
         for (key, value) in properties {
             if SECURITY_PREFIXES.iter().any(|p| key.starts_with(p)) && !READ.contains(&key) {
-                return Err(format!(
-                    "the property {key} is not read by lagwatch's own protocol path"
-                ));
+                unread = unread.or(Some(key));
             }
             get.insert(key, value);
         }
@@ -160,6 +161,11 @@ impl Security {
         } else {
             None
         };
+        if let Some(key) = unread {
+            return Err(format!(
+                "the property {key} is not read by lagwatch's own protocol path"
+            ));
+        }
         Ok(Security { tls, sasl })
     }
 }
