@@ -1,8 +1,8 @@
-//! Requests a group's coordinator answers for many groups at once (ShareGroupDescribe,
-//! DescribeShareGroupOffsets, StreamsGroupDescribe): the groups are routed to their
+//! Requests a group's coordinator answers for many groups at once (OffsetFetch,
+//! ShareGroupDescribe, DescribeShareGroupOffsets, StreamsGroupDescribe): the groups are routed to their
 //! coordinators with one batched FindCoordinator, then each coordinator is asked once per
 //! chunk of groups. Results come back one per group, in the order asked. A group whose
-//! coordinator moved or is loading is looked up and asked again, as for OffsetFetch.
+//! coordinator moved or is loading is looked up and asked again, a bounded number of rounds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
@@ -13,15 +13,12 @@ use kafka_protocol::messages::ShareGroupDescribeRequest;
 use kafka_protocol::protocol::StrBytes;
 
 use super::connection::broker_error;
-use super::groups::{chunks, retriable, Key, ROUNDS};
+use super::groups::{chunks, retriable, Key, MAX_REQUEST_BYTES, ROUNDS};
 use super::messages::{DescribeShareGroupOffsetsRequest, StreamsGroupDescribeRequest};
 use super::share::{DESCRIBE_SHARE_GROUP_OFFSETS, SHARE_GROUP_DESCRIBE};
 use super::streams::STREAMS_GROUP_DESCRIBE;
 use super::{Brokers, NativeClient, NativeError};
 use crate::kafka::error::{KafkaCallError, Request};
-
-/// Group-id bytes per request, as for OffsetFetch: far below `socket.request.max.bytes`.
-const MAX_REQUEST_BYTES: usize = 256 << 10;
 
 /// One result per group, in the order asked.
 pub type PerGroup<T> = Vec<Result<T, NativeError>>;

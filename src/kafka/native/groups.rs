@@ -2,11 +2,13 @@
 //! per request to each coordinator, each request bounded in bytes. A group whose coordinator
 //! moved or is still loading is looked up and asked again, a bounded number of rounds.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
+use std::collections::HashMap;
 
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{FindCoordinatorRequest, GroupId, OffsetFetchRequest};
+use kafka_protocol::messages::offset_fetch_response::OffsetFetchResponseTopics;
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, GroupId, OffsetFetchRequest, OffsetFetchResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
@@ -70,65 +72,39 @@ pub(super) struct Coordinator {
 }
 
 impl Brokers {
-    /// The committed offsets of every group in `groups`, one result per group in that order.
+    /// The committed offsets of every group in `groups`, one result per group in that order:
+    /// OffsetFetch with many groups per request, routed to their coordinators by
+    /// [`Brokers::per_coordinator`].
     pub(super) async fn committed_offsets(&mut self, groups: &[String]) -> FetchedOffsets {
-        let mut results: Vec<Option<Result<Vec<GroupOffset>, NativeError>>> =
-            vec![None; groups.len()];
-        let index: HashMap<&str, usize> = groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| (g.as_str(), i))
-            .collect();
-        let mut pending: Vec<&str> = groups.iter().map(String::as_str).collect();
-        for round in 0..ROUNDS {
-            if pending.is_empty() {
-                break;
-            }
-            if round > 0 {
-                // A coordinator that is loading answers within moments; a moved one at once.
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(round))).await;
-            }
-            let last = round + 1 == ROUNDS;
-            let mut again = Vec::new();
-            let mut by_coordinator: BTreeMap<i32, (String, Vec<&str>)> = BTreeMap::new();
-            for (group, found) in self.find_coordinators(&pending).await {
-                match found {
-                    Ok(c) => by_coordinator
-                        .entry(c.id)
-                        .or_insert_with(|| (c.address.clone(), Vec::new()))
-                        .1
-                        .push(group),
-                    Err(e) if !last && retriable(&e) => again.push(group),
-                    Err(e) => results[index[group]] = Some(Err(e)),
-                }
-            }
-            for (id, (address, members)) in by_coordinator {
-                self.addresses.insert(id, address);
-                for chunk in chunks(&members, MAX_REQUEST_BYTES) {
-                    for (group, fetched) in self.offset_fetch(id, &chunk).await {
-                        match fetched {
-                            Err(e) if !last && retriable(&e) => again.push(group),
-                            r => results[index[group]] = Some(r),
-                        }
-                    }
-                }
-            }
-            pending = again;
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(NativeError {
-                        broker: None,
-                        error: KafkaCallError::Malformed {
-                            request: Request::OffsetFetch,
-                            message: "no answer for the group".into(),
-                        },
+        let request = Request::OffsetFetch;
+        let body = |chunk: &[&str]| {
+            OffsetFetchRequest::default().with_groups(
+                chunk
+                    .iter()
+                    .map(|g| {
+                        OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(StrBytes::from_string(g.to_string())))
+                            .with_topics(None)
                     })
+                    .collect(),
+            )
+        };
+        let split = |answer: OffsetFetchResponse| {
+            answer
+                .groups
+                .into_iter()
+                .map(|g| {
+                    let r = if g.error_code != 0 {
+                        Err(broker_error(request, g.error_code, None))
+                    } else {
+                        Ok(committed(&g.topics))
+                    };
+                    (g.group_id.to_string(), r)
                 })
-            })
-            .collect()
+                .collect()
+        };
+        self.per_coordinator(request, OFFSET_FETCH, groups, body, split)
+            .await
     }
 
     /// Looks up the coordinator of every group: FindCoordinator with many keys, to any broker.
@@ -230,84 +206,24 @@ impl Brokers {
             .collect();
         Ok((broker, found))
     }
+}
 
-    /// One OffsetFetch of `groups` (all of whose coordinator is node `id`): every committed
-    /// partition of each group.
-    async fn offset_fetch<'g>(
-        &mut self,
-        id: i32,
-        groups: &[&'g str],
-    ) -> Vec<(&'g str, Result<Vec<GroupOffset>, NativeError>)> {
-        let request = Request::OffsetFetch;
-        let all = |e: NativeError| groups.iter().map(|g| (*g, Err(e.clone()))).collect();
-        let connection = match self.node(id).await {
-            Ok(c) => c,
-            Err(e) => return all(e),
-        };
-        let broker = connection.broker().clone();
-        let fail = |error| NativeError {
-            broker: Some(broker.clone()),
-            error,
-        };
-        let version = match connection.version::<OffsetFetchRequest>(request, OFFSET_FETCH) {
-            Ok(v) => v,
-            Err(e) => return all(fail(e)),
-        };
-        let body = OffsetFetchRequest::default().with_groups(
-            groups
+/// A group's committed offsets from its OffsetFetch answer: partitions without a commit (-1)
+/// or with an error of their own have none.
+fn committed(topics: &[OffsetFetchResponseTopics]) -> Vec<GroupOffset> {
+    topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
                 .iter()
-                .map(|g| {
-                    OffsetFetchRequestGroup::default()
-                        .with_group_id(GroupId(StrBytes::from_string(g.to_string())))
-                        .with_topics(None)
+                .filter(|p| p.committed_offset >= 0 && p.error_code == 0)
+                .map(|p| GroupOffset {
+                    topic: t.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
                 })
-                .collect(),
-        );
-        let answer = match connection.send(request, &body, version).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.forget(Key::Node(id));
-                return all(fail(e));
-            }
-        };
-        let mut by_group: HashMap<String, Result<Vec<GroupOffset>, KafkaCallError>> = answer
-            .groups
-            .into_iter()
-            .map(|g| {
-                let r = if g.error_code != 0 {
-                    Err(broker_error(request, g.error_code, None))
-                } else {
-                    Ok(g.topics
-                        .iter()
-                        .flat_map(|t| {
-                            t.partitions
-                                .iter()
-                                // No commit (-1) or a partition's own error: no offset.
-                                .filter(|p| p.committed_offset >= 0 && p.error_code == 0)
-                                .map(|p| GroupOffset {
-                                    topic: t.name.to_string(),
-                                    partition: p.partition_index,
-                                    offset: p.committed_offset,
-                                })
-                        })
-                        .collect())
-                };
-                (g.group_id.to_string(), r)
-            })
-            .collect();
-        groups
-            .iter()
-            .map(|g| {
-                let r = by_group.remove(*g).unwrap_or_else(|| {
-                    Err(KafkaCallError::Malformed {
-                        request,
-                        message: format!("no answer for group {g}"),
-                    })
-                });
-                (*g, r.map_err(fail))
-            })
-            .collect()
-    }
+        })
+        .collect()
 }
 
 /// Whether the group's lookup or fetch is worth another round.
