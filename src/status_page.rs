@@ -173,7 +173,7 @@ mod tests {
                 eviction_seconds: Some(600.0),
                 retention_usage_ratio: None,
                 evicted_messages: 0,
-                commit_stall_seconds: 0.0,
+                commit_stall_seconds: Some(0.0),
             },
             topics: Vec::new(),
         }

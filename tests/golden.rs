@@ -42,6 +42,7 @@ fn commits(topic: &str, offsets: &[(i32, i64)]) -> Vec<CommittedOffset> {
             topic: Arc::from(topic),
             partition,
             offset,
+            broker_lag: None,
         })
         .collect()
 }
@@ -80,7 +81,7 @@ fn partition(
             eviction_seconds,
             retention_usage_ratio: usage,
             evicted_messages: evicted,
-            commit_stall_seconds: stall,
+            commit_stall_seconds: Some(stall),
         },
     }
 }

@@ -16,11 +16,15 @@ use lagwatch::kafka::stats::RequestCounter;
 use lagwatch::kafka::Request;
 use lagwatch::model::GroupState;
 
-use common::{kafka, unique, KafkaCluster};
+use common::kafka_cluster::group_clients::ShareMember;
+use common::{kafka, unique, Exposition, KafkaCluster, Lagwatch};
 
 /// Share-group state reaches the share coordinator as acknowledgements are committed, and a
 /// Streams application commits every 100 ms: generous for two busy cores.
 const SETTLE: Duration = Duration::from_secs(60);
+
+/// Time each native call may take.
+const BUDGET: Duration = Duration::from_secs(30);
 
 fn native(broker: &KafkaCluster) -> (NativeClient, Arc<Mutex<RequestCounter>>) {
     let yaml = format!(
@@ -76,7 +80,9 @@ fn all_records(counts: &[i64]) -> BTreeSet<(i32, i64)> {
 fn settled_share_offsets(native: &mut NativeClient, group: &str, lags: &[i64]) -> ShareOffsets {
     let deadline = Instant::now() + SETTLE;
     loop {
-        let got = native.share_group_offsets(&[group.to_string()]).remove(0);
+        let got = native
+            .share_group_offsets(&[group.to_string()], BUDGET)
+            .remove(0);
         match got {
             Ok(got)
                 if got
@@ -138,7 +144,7 @@ fn a_share_group_with_two_live_members_is_described_with_its_exact_start_offset_
     let (mut native, requests) = native(broker);
     let groups = vec![group.clone()];
     let described = native
-        .describe_share_groups(&groups)
+        .describe_share_groups(&groups, BUDGET)
         .remove(0)
         .expect("described");
     assert_eq!(described.state, "Stable");
@@ -156,13 +162,13 @@ fn a_share_group_with_two_live_members_is_described_with_its_exact_start_offset_
     // Once connected: one FindCoordinator and one request to the coordinator per call.
     let before = counted(&requests);
     native
-        .describe_share_groups(&groups)
+        .describe_share_groups(&groups, BUDGET)
         .remove(0)
         .expect("described");
     assert_eq!(counted(&requests) - before, 2);
     let before = counted(&requests);
     native
-        .share_group_offsets(&groups)
+        .share_group_offsets(&groups, BUDGET)
         .remove(0)
         .expect("offsets");
     assert_eq!(counted(&requests) - before, 2);
@@ -188,7 +194,7 @@ fn a_share_group_without_members_is_empty_and_keeps_its_offsets() {
     let deadline = Instant::now() + SETTLE;
     let described = loop {
         let d = native
-            .describe_share_groups(&groups)
+            .describe_share_groups(&groups, BUDGET)
             .remove(0)
             .expect("described");
         if d.members.is_empty() || Instant::now() > deadline {
@@ -204,7 +210,7 @@ fn a_share_group_without_members_is_empty_and_keeps_its_offsets() {
 
     // A group that does not exist is an error naming the coordinator, not a panic.
     let missing = native
-        .describe_share_groups(&[unique("no-such-share-group")])
+        .describe_share_groups(&[unique("no-such-share-group")], BUDGET)
         .remove(0)
         .expect_err("no such group");
     assert!(missing.broker.is_some(), "{missing:?}");
@@ -226,7 +232,7 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
     let deadline = Instant::now() + SETTLE;
     let committed = loop {
         let got: BTreeMap<(String, i32), i64> = native
-            .committed_offsets(&groups, Duration::from_secs(30))
+            .committed_offsets(&groups, BUDGET)
             .remove(0)
             .expect("OffsetFetch")
             .into_iter()
@@ -242,7 +248,7 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
     // Connected already: one FindCoordinator and one StreamsGroupDescribe.
     let before = counted(&requests);
     let described = native
-        .describe_streams_groups(&groups)
+        .describe_streams_groups(&groups, BUDGET)
         .remove(0)
         .expect("described");
     assert_eq!(counted(&requests) - before, 2);
@@ -257,4 +263,234 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
         .map(|(s, p)| (s.clone(), p.iter().copied().collect()))
         .collect();
     assert_eq!(tasks, vec![("0".to_string(), BTreeSet::from([0, 1]))]);
+}
+
+/// lagwatch polling every second, granularity partition, status window 3, selecting the groups
+/// and topics whose names start with `prefix`.
+fn lagwatch_on(broker: &KafkaCluster, prefix: &str) -> Lagwatch {
+    Lagwatch::start(&format!(
+        r#"
+listen: "127.0.0.1:0"
+poll_interval: 1s
+granularity: partition
+status: {{ window: 3 }}
+clusters:
+  - name: test
+    bootstrap_servers: "{}"
+    groups: {{ include: ["^{prefix}-"] }}
+    topics: {{ include: ["^{prefix}-"] }}
+"#,
+        broker.bootstrap()
+    ))
+}
+
+/// What /metrics says of one group: its state label, members, lag, status label, and per
+/// partition of `topic` (committed offset, lag); all looked up with its `group_type` label.
+#[derive(Debug, Clone, PartialEq)]
+struct Seen {
+    state: Option<String>,
+    members: Option<f64>,
+    lag: Option<f64>,
+    status: Option<String>,
+    partitions: Vec<(Option<f64>, Option<f64>)>,
+    commit_stall: bool,
+}
+
+/// The one label value `label` of the group's series of `family` (value 1).
+fn label_of(m: &Exposition, family: &str, group: &str, kind: &str, label: &str) -> Option<String> {
+    let prefix = format!("{family}{{");
+    let group = format!("group=\"{group}\"");
+    let kind = format!("group_type=\"{kind}\"");
+    let found: Vec<String> = m
+        .samples
+        .iter()
+        .filter(|(series, v)| {
+            series.starts_with(&prefix)
+                && series.contains(&group)
+                && series.contains(&kind)
+                && **v == 1.0
+        })
+        .filter_map(|(series, _)| {
+            let rest = series.split(&format!("{label}=\"")).nth(1)?;
+            Some(rest.split('"').next()?.to_string())
+        })
+        .collect();
+    assert!(found.len() <= 1, "{family} of {group}: {found:?}");
+    found.into_iter().next()
+}
+
+fn seen(m: &Exposition, group: &str, kind: &str, topic: &str, partitions: i32) -> Seen {
+    let labels = [("group", group), ("group_type", kind)];
+    Seen {
+        state: label_of(m, "kafka_consumergroup_state", group, kind, "state"),
+        members: m.value("kafka_consumergroup_members", &labels),
+        lag: m.value("kafka_consumergroup_lag_messages", &labels),
+        status: label_of(m, "kafka_consumergroup_status", group, kind, "status"),
+        partitions: (0..partitions)
+            .map(|p| {
+                let p = p.to_string();
+                let labels = [
+                    ("group", group),
+                    ("topic", topic),
+                    ("partition", p.as_str()),
+                ];
+                (
+                    m.value("kafka_consumergroup_partition_committed_offset", &labels),
+                    m.value("kafka_consumergroup_partition_lag_messages", &labels),
+                )
+            })
+            .collect(),
+        commit_stall: m
+            .value("kafka_consumergroup_commit_stall_seconds", &labels)
+            .is_some(),
+    }
+}
+
+/// A group as lagwatch should show it: `state` and `status` labels, members, lag and per
+/// partition (committed offset, lag); every type but share has a commit stall series.
+fn want(state: &str, members: f64, status: &str, partitions: &[(i64, i64)], share: bool) -> Seen {
+    Seen {
+        state: Some(state.into()),
+        members: Some(members),
+        lag: Some(partitions.iter().map(|(_, l)| *l as f64).sum()),
+        status: Some(status.into()),
+        partitions: partitions
+            .iter()
+            .map(|&(c, l)| (Some(c as f64), Some(l as f64)))
+            .collect(),
+        commit_stall: !share,
+    }
+}
+
+/// A share member that accepted `accepted` records of `topic`'s one partition and was then
+/// given `after` more, which it released: the group's start offset is `accepted`, its lag
+/// `after` (once the broker wrote the state after the release).
+fn share_group_behind(
+    broker: &KafkaCluster,
+    group: &str,
+    topic: &str,
+    accepted: usize,
+    after: usize,
+) -> ShareMember {
+    broker.create_topic(topic, 1, &[]);
+    broker.produce(topic, 0, accepted, None);
+    let mut member = broker.share_member(group, topic, accepted);
+    assert_eq!(member.accepted().len(), accepted);
+    broker.produce(topic, 0, after, None);
+    let released = member.fetch_and_release();
+    assert!((1..=after).contains(&released), "released {released}");
+    member
+}
+
+#[test]
+fn lagwatch_shows_one_live_group_of_each_type_with_its_own_state_members_and_lag() {
+    let broker = kafka();
+    let prefix = unique("types");
+    let name = |kind: &str| format!("{prefix}-{kind}");
+    let (classic, consumer, share, streams) = (
+        name("classic"),
+        name("consumer"),
+        name("share"),
+        name("streams"),
+    );
+    // Topics named after their group; the classic and consumer members commit 10 and 12.
+    for topic in [&classic, &consumer] {
+        broker.create_topic(topic, 1, &[]);
+        broker.produce(topic, 0, 30, None);
+    }
+    let _classic_member = broker.member_of(&classic, "classic", &classic, Some(10));
+    let _consumer_member = broker.member_of(&consumer, "consumer", &consumer, Some(12));
+    let _share_member = share_group_behind(broker, &share, &share, 40, 6);
+    broker.create_topic(&streams, 2, &[]);
+    broker.produce(&streams, 0, 25, None);
+    broker.produce(&streams, 1, 35, None);
+    let _app = broker.streams_app(&streams, &streams);
+
+    let lagwatch = lagwatch_on(broker, &prefix);
+    // (group, type, partitions, expected)
+    let expected = [
+        (
+            &classic,
+            "classic",
+            1,
+            want("stable", 1.0, "ok", &[(10, 20)], false),
+        ),
+        (
+            &consumer,
+            "consumer",
+            1,
+            want("stable", 1.0, "ok", &[(12, 18)], false),
+        ),
+        (
+            &share,
+            "share",
+            1,
+            want("stable", 1.0, "ok", &[(40, 6)], true),
+        ),
+        (
+            &streams,
+            "streams",
+            2,
+            want("stable", 1.0, "ok", &[(25, 0), (35, 0)], false),
+        ),
+    ];
+    let all_seen = |m: &Exposition| -> Vec<Seen> {
+        expected
+            .iter()
+            .map(|(g, kind, n, _)| seen(m, g, kind, g, *n))
+            .collect()
+    };
+    let wanted: Vec<Seen> = expected.iter().map(|(_, _, _, w)| w.clone()).collect();
+    let m = lagwatch.wait_for(SETTLE * 2, "every group as expected", |m| {
+        all_seen(m) == wanted
+    });
+    assert_eq!(all_seen(&m), wanted);
+
+    // The share group's lag is the broker's own count (DescribeShareGroupOffsets v1).
+    let (mut native, _) = native(broker);
+    let offsets = native
+        .share_group_offsets(std::slice::from_ref(&share), BUDGET)
+        .remove(0)
+        .expect("offsets");
+    let entry = ShareOffsetEntry {
+        start_offset: 40,
+        lag: Some(6),
+    };
+    assert_eq!(offsets, vec![(share.clone(), 0, entry)]);
+    // Share groups have no commit stall series at any level.
+    assert!(!m.text.contains(&format!(
+        "kafka_consumergroup_topic_commit_stall_seconds{{cluster=\"test\",group=\"{share}\""
+    )));
+}
+
+#[test]
+fn a_share_group_behind_without_members_is_stop_and_a_caught_up_one_is_ok() {
+    let broker = kafka();
+    let prefix = unique("share-status");
+    let (gone, caught_up) = (format!("{prefix}-gone"), format!("{prefix}-caught-up"));
+    let mut member = share_group_behind(broker, &gone, &gone, 20, 7);
+    member.client.stop();
+    broker.create_topic(&caught_up, 1, &[]);
+    broker.produce(&caught_up, 0, 15, None);
+    let mut live = broker.share_member(&caught_up, &caught_up, 15);
+    assert_eq!(live.accepted().len(), 15);
+
+    let lagwatch = lagwatch_on(broker, &prefix);
+    // Member-less at every poll of the window with the start offset frozen, 7 behind: stop.
+    let gone_want = want("empty", 0.0, "stop", &[(20, 7)], true);
+    let m = lagwatch.wait_for(SETTLE * 2, "the member-less share group stopped", |m| {
+        seen(m, &gone, "share", &gone, 1) == gone_want
+    });
+    assert_eq!(seen(&m, &gone, "share", &gone, 1), gone_want);
+    // Every record accepted: the broker counts no lag, and the group is ok.
+    let m = lagwatch.wait_for(SETTLE, "the caught-up share group", |m| {
+        let s = seen(m, &caught_up, "share", &caught_up, 1);
+        s.lag == Some(0.0) && s.status.as_deref() == Some("ok")
+    });
+    let s = seen(&m, &caught_up, "share", &caught_up, 1);
+    assert_eq!(
+        (s.state.as_deref(), s.members, s.lag, s.status.as_deref()),
+        (Some("stable"), Some(1.0), Some(0.0), Some("ok")),
+        "{s:?}"
+    );
 }

@@ -54,6 +54,7 @@ pub fn snapshot(
                         partition: p,
                         // 0 to 49 messages behind: within one poll's worth of production.
                         offset: 1_000_000 + i64::from(p) - (g as i64 % 50),
+                        broker_lag: None,
                     });
                 }
             }

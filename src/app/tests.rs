@@ -49,6 +49,7 @@ fn snapshot() -> Snapshot {
                 topic,
                 partition: 0,
                 offset: 90,
+                broker_lag: None,
             }],
         }],
     }

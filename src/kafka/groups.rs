@@ -9,7 +9,9 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use super::admin_sys::{self, GroupKind, GroupOffset};
 use super::error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
-use super::native::NativeClient;
+use super::native::{
+    Described, NativeClient, NativeError, ShareGroupDescription, StreamsGroupDescription,
+};
 use super::{stage_timeout, ClusterCollector, Deadline, Stage, StatsContext};
 use crate::model::{CommittedOffset, GroupSnapshot, GroupState, GroupType, TopicSnapshot};
 
@@ -66,19 +68,30 @@ impl ClusterCollector {
         };
         let (described, describe_timed_out) =
             self.describe_groups(&coordinator, &listed, deadline, errors);
-        let ids: Vec<String> = listed.keys().cloned().collect();
+        // Share groups commit nothing for OffsetFetch to read: their start offsets come from
+        // DescribeShareGroupOffsets; every other type commits offsets.
+        let (share_ids, ids): (Vec<String>, Vec<String>) = listed
+            .keys()
+            .cloned()
+            .partition(|id| listed.get(id).is_some_and(|(_, k)| *k == GroupType::Share));
         let (fetched, fetch_timed_out) = match stage_timeout(deadline, Stage::OffsetFetch, errors) {
             Some(timeout) => self.committed_offsets(&coordinator, &ids, timeout),
             None => (Vec::new(), false),
         };
+        let shared = self.share_offsets(&share_ids, deadline, errors);
         self.coordinator_done(describe_timed_out || fetch_timed_out);
         let topic_names: HashMap<&str, &Arc<str>> =
             topics.iter().map(|t| (t.name.as_ref(), &t.name)).collect();
-        let mut groups = Vec::with_capacity(ids.len());
+        let mut groups = Vec::with_capacity(listed.len());
         let mut current: HashMap<String, (GroupSnapshot, bool)> = HashMap::new();
         // Groups the poll had no time left to fetch get no result and no error of their own.
-        let results = fetched.into_iter().map(Some).chain(std::iter::repeat(None));
-        for ((id, (listed_state, group_type)), result) in listed.into_iter().zip(results) {
+        let mut results: HashMap<String, FetchResult> = ids
+            .into_iter()
+            .zip(fetched)
+            .chain(share_ids.into_iter().zip(shared))
+            .collect();
+        for (id, (listed_state, group_type)) in listed {
+            let result = results.remove(&id);
             let (state, members) = described.get(&id).copied().unwrap_or((listed_state, None));
             if let Some(Err((broker, source))) = &result {
                 if is_group_refusal(source) {
@@ -97,11 +110,12 @@ impl ClusterCollector {
                 Some(Ok(raw)) => {
                     let mut offsets: Vec<CommittedOffset> = raw
                         .into_iter()
-                        .filter_map(|o| {
+                        .filter_map(|(o, broker_lag)| {
                             Some(CommittedOffset {
                                 topic: (*topic_names.get(o.topic.as_str())?).clone(),
                                 partition: o.partition,
                                 offset: o.offset,
+                                broker_lag,
                             })
                         })
                         .collect();
@@ -146,6 +160,15 @@ impl ClusterCollector {
                 // Unreachable now: the requests report it, and the next poll checks again.
                 Err(_) => {}
             }
+        }
+        // Which Kafka 4 group requests the brokers speak: read off the versions a connection
+        // already knows, once.
+        if let (true, None, Some(native)) = (
+            self.native_checked,
+            &self.group_versions,
+            self.native.as_mut(),
+        ) {
+            self.group_versions = native.group_type_versions().ok();
         }
         self.native.as_mut()
     }
@@ -230,7 +253,7 @@ impl ClusterCollector {
             let fetched = native
                 .committed_offsets(ids, timeout)
                 .into_iter()
-                .map(|r| r.map_err(|e| (e.broker, e.error)))
+                .map(|r| r.map(without_broker_lag).map_err(|e| (e.broker, e.error)))
                 .collect();
             return (fetched, false);
         }
@@ -245,15 +268,71 @@ impl ClusterCollector {
             .any(|r| matches!(r, Err(KafkaCallError::Timeout { .. })));
         let fetched = fetched
             .into_iter()
-            .map(|r| r.map_err(|e| (None, e)))
+            .map(|r| r.map(without_broker_lag).map_err(|e| (None, e)))
             .collect();
         (fetched, timed_out)
     }
 
+    /// The share-partition start offset and the broker's lag of every partition of each share
+    /// group, one result per group in order (DescribeShareGroupOffsets, batched per
+    /// coordinator, within the OffsetFetch stage's time). Share groups are listed only over the
+    /// native path; a broker without DescribeShareGroupOffsets gives them no partitions.
+    fn share_offsets(
+        &mut self,
+        ids: &[String],
+        deadline: &Deadline,
+        errors: &mut Vec<StageError>,
+    ) -> Vec<FetchResult> {
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let Some(timeout) = stage_timeout(deadline, Stage::OffsetFetch, errors) else {
+            return Vec::new();
+        };
+        let speaks = self.speaks(Request::DescribeShareGroupOffsets);
+        let Some(native) = self.native_ready() else {
+            return Vec::new();
+        };
+        if !speaks {
+            return ids.iter().map(|_| Ok(Vec::new())).collect();
+        }
+        native
+            .share_group_offsets(ids, timeout)
+            .into_iter()
+            .map(|r| {
+                r.map(|offsets| {
+                    offsets
+                        .into_iter()
+                        .map(|(topic, partition, entry)| {
+                            let offset = GroupOffset {
+                                topic,
+                                partition,
+                                offset: entry.start_offset,
+                            };
+                            (offset, entry.lag)
+                        })
+                        .collect()
+                })
+                .map_err(|e| (e.broker, e.error))
+            })
+            .collect()
+    }
+
+    /// Whether the cluster's brokers speak a Kafka 4 group request (as checked once, with the
+    /// native path's versions); false while that is not known.
+    fn speaks(&self, request: Request) -> bool {
+        self.group_versions
+            .as_ref()
+            .and_then(|v| v.get(&request).copied().flatten())
+            .is_some()
+    }
+
     /// State and member count per group: classic groups through the classic DescribeGroups
-    /// (batched per coordinator), KIP-848 groups through ConsumerGroupDescribe over the native
-    /// path (the broker's own state names), else librdkafka's DescribeConsumerGroups. Also says
-    /// whether a DescribeConsumerGroups call timed out (`coordinator`'s cache may be stale).
+    /// (batched per coordinator); over the native path KIP-848 groups through
+    /// ConsumerGroupDescribe, share groups through ShareGroupDescribe and streams groups through
+    /// StreamsGroupDescribe (the broker's own state names), else KIP-848 groups through
+    /// librdkafka's DescribeConsumerGroups. Also says whether a DescribeConsumerGroups call
+    /// timed out (`coordinator`'s cache may be stale).
     fn describe_groups(
         &mut self,
         coordinator: &BaseConsumer<StatsContext>,
@@ -263,18 +342,15 @@ impl ClusterCollector {
     ) -> (HashMap<String, (GroupState, Option<u32>)>, bool) {
         let mut out = HashMap::new();
         let mut timed_out = false;
-        let of_kind = |consumer: bool| -> Vec<String> {
+        let of_kind = |kind: GroupType| -> Vec<String> {
             listed
                 .iter()
-                .filter(|(_, (_, kind))| (*kind == GroupType::Consumer) == consumer)
+                .filter(|(_, (_, k))| *k == kind)
                 .map(|(id, _)| id.clone())
                 .collect()
         };
-        let (consumer_kind, classic) = (of_kind(true), of_kind(false));
-        let timeout = match classic.is_empty() {
-            true => None,
-            false => stage_timeout(deadline, Stage::DescribeGroups, errors),
-        };
+        let classic = of_kind(GroupType::Classic);
+        let timeout = describe_timeout(&classic, deadline, errors);
         if let Some(timeout) = timeout {
             match self.consumer.fetch_group_list(None, timeout) {
                 Ok(list) => {
@@ -297,37 +373,65 @@ impl ClusterCollector {
                 )),
             }
         }
-        let timeout = match consumer_kind.is_empty() {
-            true => None,
-            false => stage_timeout(deadline, Stage::DescribeGroups, errors),
+        timed_out |= self.describe_consumer_kind(
+            coordinator,
+            &of_kind(GroupType::Consumer),
+            deadline,
+            errors,
+            &mut out,
+        );
+        // Share and streams groups are listed only over the native path.
+        let share = of_kind(GroupType::Share);
+        let streams = of_kind(GroupType::Streams);
+        let share = match self.speaks(Request::ShareGroupDescribe) {
+            true => share,
+            false => Vec::new(),
         };
-        let Some(timeout) = timeout else {
+        let timeout = describe_timeout(&share, deadline, errors);
+        if let (Some(timeout), Some(native)) = (timeout, self.native_ready()) {
+            let described = native.describe_share_groups(&share, timeout);
+            let read = |d: ShareGroupDescription| (d.state, d.members.len());
+            described_into(&share, described, read, errors, &mut out);
+        }
+        if !self.speaks(Request::StreamsGroupDescribe) {
+            // A broker that lists streams groups but does not describe them (the request
+            // turned off, or a version lagwatch does not speak): no state lagwatch can vouch
+            // for, and no member count.
+            for id in streams {
+                out.insert(id, (GroupState::Unknown, None));
+            }
             return (out, timed_out);
+        }
+        let timeout = describe_timeout(&streams, deadline, errors);
+        if let (Some(timeout), Some(native)) = (timeout, self.native_ready()) {
+            let described = native.describe_streams_groups(&streams, timeout);
+            let read = |d: StreamsGroupDescription| (d.state, d.members.len());
+            described_into(&streams, described, read, errors, &mut out);
+        }
+        (out, timed_out)
+    }
+
+    /// KIP-848 groups' states and member counts: ConsumerGroupDescribe over the native path,
+    /// else librdkafka's DescribeConsumerGroups; true when a DescribeConsumerGroups call timed
+    /// out.
+    fn describe_consumer_kind(
+        &mut self,
+        coordinator: &BaseConsumer<StatsContext>,
+        consumer_kind: &[String],
+        deadline: &Deadline,
+        errors: &mut Vec<StageError>,
+        out: &mut HashMap<String, (GroupState, Option<u32>)>,
+    ) -> bool {
+        let mut timed_out = false;
+        let Some(timeout) = describe_timeout(consumer_kind, deadline, errors) else {
+            return timed_out;
         };
         if let Some(native) = self.native_ready() {
-            for (id, r) in consumer_kind
-                .iter()
-                .zip(native.describe_consumer_groups(&consumer_kind, timeout))
-            {
-                match r {
-                    Ok(d) => {
-                        out.insert(
-                            id.clone(),
-                            (GroupState::from_broker(&d.state), Some(d.members)),
-                        );
-                    }
-                    Err(e) => errors.push(StageError::new(
-                        Stage::DescribeGroups,
-                        e.broker,
-                        CollectError::Group {
-                            group: id.clone(),
-                            source: e.error,
-                        },
-                    )),
-                }
-            }
+            let described = native.describe_consumer_groups(consumer_kind, timeout);
+            let read = |d: Described| (d.state, d.members);
+            described_into(consumer_kind, described, read, errors, out);
         } else {
-            match admin_sys::describe_consumer_groups(coordinator.client(), &consumer_kind, timeout)
+            match admin_sys::describe_consumer_groups(coordinator.client(), consumer_kind, timeout)
             {
                 Ok(results) => {
                     for r in results {
@@ -359,12 +463,60 @@ impl ClusterCollector {
                 }
             }
         }
-        (out, timed_out)
+        timed_out
     }
 }
 
-/// One group's committed offsets, or the failure and the broker it came from when known.
-type FetchResult = Result<Vec<GroupOffset>, (Option<BrokerRef>, KafkaCallError)>;
+/// One group's committed offsets (for a share group, its start offsets), each with the broker's
+/// lag when it counts one, or the failure and the broker it came from when known.
+type FetchResult = Result<Vec<(GroupOffset, Option<i64>)>, (Option<BrokerRef>, KafkaCallError)>;
+
+/// Puts each group's state and member count, as `read` takes them from its description, into
+/// `out`; a group that could not be described is a DescribeGroups error of its own.
+fn described_into<T, N>(
+    ids: &[String],
+    described: Vec<Result<T, NativeError>>,
+    read: impl Fn(T) -> (String, N),
+    errors: &mut Vec<StageError>,
+    out: &mut HashMap<String, (GroupState, Option<u32>)>,
+) where
+    u32: TryFrom<N>,
+{
+    for (id, r) in ids.iter().zip(described) {
+        match r {
+            Ok(d) => {
+                let (state, members) = read(d);
+                let members = u32::try_from(members).unwrap_or(u32::MAX);
+                out.insert(id.clone(), (GroupState::from_broker(&state), Some(members)));
+            }
+            Err(e) => errors.push(StageError::new(
+                Stage::DescribeGroups,
+                e.broker,
+                CollectError::Group {
+                    group: id.clone(),
+                    source: e.error,
+                },
+            )),
+        }
+    }
+}
+
+/// The time left for describing `ids`; none asked for when there are none.
+fn describe_timeout(
+    ids: &[String],
+    deadline: &Deadline,
+    errors: &mut Vec<StageError>,
+) -> Option<Duration> {
+    match ids.is_empty() {
+        true => None,
+        false => stage_timeout(deadline, Stage::DescribeGroups, errors),
+    }
+}
+
+/// Committed offsets, for which no broker counts a lag.
+fn without_broker_lag(offsets: Vec<GroupOffset>) -> Vec<(GroupOffset, Option<i64>)> {
+    offsets.into_iter().map(|o| (o, None)).collect()
+}
 
 /// Whether Kafka refused a group's request for want of a Describe ACL on the group.
 fn is_group_refusal(error: &KafkaCallError) -> bool {

@@ -150,6 +150,9 @@ pub struct ClusterCollector {
     native: Option<native::NativeClient>,
     /// Whether the native path's request versions were checked against a broker.
     native_checked: bool,
+    /// The version of each Kafka 4 group request (share and streams groups) the brokers speak,
+    /// `None` per request they lack; read once after the versions check.
+    group_versions: Option<BTreeMap<Request, Option<i16>>>,
 }
 
 impl ClusterCollector {
@@ -204,6 +207,7 @@ impl ClusterCollector {
             coordinator: None,
             native,
             native_checked: false,
+            group_versions: None,
         })
     }
 

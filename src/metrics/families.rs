@@ -329,7 +329,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Always,
         origin: Origin::Lagwatch,
-        rows: Rows::Group(|g| Some(Value::Float(g.figures.commit_stall_seconds))),
+        rows: Rows::Group(|g| g.figures.commit_stall_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_messages",
@@ -383,7 +383,7 @@ pub(crate) static KAFKA_FAMILIES: &[KafkaFamily] = &[
         unit: Some("seconds"),
         level: Level::Topic,
         origin: Origin::Lagwatch,
-        rows: Rows::GroupTopic(|t| Some(Value::Float(t.figures.commit_stall_seconds))),
+        rows: Rows::GroupTopic(|t| t.figures.commit_stall_seconds.map(Value::Float)),
     },
     KafkaFamily {
         name: "kafka_consumergroup_topic_lag_skew_seconds",

@@ -93,8 +93,10 @@ pub struct Figures {
     pub retention_usage_ratio: Option<f64>,
     /// Partition: `max(0, L − C)`.
     pub evicted_messages: i64,
-    /// Partition: `stall_for`, seconds; 0 while not behind.
-    pub commit_stall_seconds: f64,
+    /// Partition: `stall_for`, seconds; 0 while not behind. `None` for a share group, which
+    /// commits nothing (its start offset moves as records are acknowledged, and `stall` reads
+    /// the window instead: `docs/status.md`).
+    pub commit_stall_seconds: Option<f64>,
 }
 
 impl Figures {
@@ -114,7 +116,11 @@ impl Figures {
                 f64::max,
             ),
             evicted_messages: self.evicted_messages + other.evicted_messages,
-            commit_stall_seconds: self.commit_stall_seconds.max(other.commit_stall_seconds),
+            commit_stall_seconds: known(
+                self.commit_stall_seconds,
+                other.commit_stall_seconds,
+                f64::max,
+            ),
         }
     }
 

@@ -44,7 +44,9 @@ pub struct TopicConfig {
     pub cleanup_policy: Option<String>,
 }
 
-/// A consumer group's coordinator-side state, as label values of `kafka_consumergroup_state`.
+/// A group's coordinator-side state, as label values of `kafka_consumergroup_state`. Which
+/// states a group can be in depends on its type (`docs/metrics.md`): `not_ready` is a streams
+/// group's whose source topics are missing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum GroupState {
     Stable,
@@ -53,19 +55,21 @@ pub enum GroupState {
     CompletingRebalance,
     Assigning,
     Reconciling,
+    NotReady,
     Dead,
     #[default]
     Unknown,
 }
 
 impl GroupState {
-    pub const ALL: [GroupState; 8] = [
+    pub const ALL: [GroupState; 9] = [
         GroupState::Stable,
         GroupState::Empty,
         GroupState::PreparingRebalance,
         GroupState::CompletingRebalance,
         GroupState::Assigning,
         GroupState::Reconciling,
+        GroupState::NotReady,
         GroupState::Dead,
         GroupState::Unknown,
     ];
@@ -79,13 +83,14 @@ impl GroupState {
             GroupState::CompletingRebalance => "completing_rebalance",
             GroupState::Assigning => "assigning",
             GroupState::Reconciling => "reconciling",
+            GroupState::NotReady => "not_ready",
             GroupState::Dead => "dead",
             GroupState::Unknown => "unknown",
         }
     }
 
     /// Parses a broker's state name in any of its spellings (`Stable`, `PreparingRebalance`,
-    /// `preparing_rebalance`, `AwaitingSync`); anything else is `Unknown`.
+    /// `preparing_rebalance`, `AwaitingSync`, `NotReady`); anything else is `Unknown`.
     pub fn from_broker(name: &str) -> GroupState {
         let folded: String = name
             .chars()
@@ -99,6 +104,7 @@ impl GroupState {
             "completingrebalance" | "awaitingsync" => GroupState::CompletingRebalance,
             "assigning" => GroupState::Assigning,
             "reconciling" => GroupState::Reconciling,
+            "notready" => GroupState::NotReady,
             "dead" => GroupState::Dead,
             _ => GroupState::Unknown,
         }
@@ -156,12 +162,20 @@ pub struct GroupSnapshot {
     pub offsets: Vec<CommittedOffset>,
 }
 
+/// C of one group-partition. For a share group (which commits nothing) it is the
+/// share-partition start offset: every record before it is delivered for good (acknowledged,
+/// rejected or out of delivery attempts), so it is the next record the group has not finished
+/// with, and every figure of C reads it in that position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommittedOffset {
     pub topic: Arc<str>,
     pub partition: i32,
-    /// The next offset the group will read.
+    /// The next offset the group will read (a share group: the share-partition start offset).
     pub offset: i64,
+    /// A share group's lag on the partition as its coordinator counts it (records not yet
+    /// delivered for good, DescribeShareGroupOffsets v1); `None` when the broker does not
+    /// report it, and for every other group type.
+    pub broker_lag: Option<i64>,
 }
 
 #[cfg(test)]
@@ -180,6 +194,8 @@ mod tests {
             ("AwaitingSync", GroupState::CompletingRebalance),
             ("Assigning", GroupState::Assigning),
             ("Reconciling", GroupState::Reconciling),
+            ("NotReady", GroupState::NotReady),
+            ("not_ready", GroupState::NotReady),
             ("Dead", GroupState::Dead),
             ("Unknown", GroupState::Unknown),
             ("", GroupState::Unknown),

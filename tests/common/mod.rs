@@ -626,10 +626,22 @@ impl KafkaCluster {
     /// once (`None`: the consumer's own position after its first record); never commits again,
     /// like a consumer stuck on a poison message.
     pub fn member(&self, group: &str, topic: &str, offset: Option<i64>) -> Member {
+        self.member_of(group, "classic", topic, offset)
+    }
+
+    /// [`KafkaCluster::member`] on group protocol `protocol` (`classic` or `consumer`).
+    pub fn member_of(
+        &self,
+        group: &str,
+        protocol: &str,
+        topic: &str,
+        offset: Option<i64>,
+    ) -> Member {
         use std::sync::atomic::{AtomicBool, Ordering};
         let consumer: BaseConsumer = self
             .client_config()
             .set("group.id", group)
+            .set("group.protocol", protocol)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
             .create()

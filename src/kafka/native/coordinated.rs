@@ -82,12 +82,14 @@ impl NativeClient {
             .unwrap_or_else(|| Err(super::no_bootstrap()))
     }
 
-    /// Runs [`Brokers::per_coordinator`] on the client's runtime; no request for no groups.
+    /// Runs [`Brokers::per_coordinator`] on the client's runtime within `budget`; no request
+    /// for no groups.
     pub(super) fn per_group<R, T>(
         &mut self,
         request: Request,
         versions: VersionRange,
         groups: &[String],
+        budget: Duration,
         body: impl Fn(&[&str]) -> R,
         split: impl Fn(R::Response) -> Vec<(String, Result<T, KafkaCallError>)>,
     ) -> PerGroup<T>
@@ -99,9 +101,13 @@ impl NativeClient {
             return Vec::new();
         }
         let NativeClient { runtime, brokers } = self;
-        runtime
-            .block_on(brokers.per_coordinator(request, versions, groups, body, split))
-            .unwrap_or_default()
+        // The timer is made inside the runtime: it needs the runtime's clock.
+        let step = async {
+            let asked = brokers.per_coordinator(request, versions, groups, body, split);
+            tokio::time::timeout(budget, asked).await
+        };
+        let outcome = runtime.block_on(step);
+        self.timed_out(outcome, request, groups, budget)
     }
 }
 

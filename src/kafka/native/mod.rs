@@ -229,11 +229,25 @@ impl NativeClient {
         }
         let NativeClient { runtime, brokers } = self;
         let step = async { tokio::time::timeout(budget, brokers.committed_offsets(groups)).await };
-        match runtime.block_on(step) {
-            Some(Ok(fetched)) => fetched,
+        let outcome = runtime.block_on(step);
+        self.timed_out(outcome, Request::OffsetFetch, groups, budget)
+    }
+
+    /// One result per group of a call bounded by `budget`: its own when it finished in time,
+    /// else a Timeout for every group (and every connection dropped: one may hold a request
+    /// half written or an answer unread); nothing after the runtime was shut down.
+    fn timed_out<T>(
+        &mut self,
+        outcome: Option<Result<Vec<Result<T, NativeError>>, tokio::time::error::Elapsed>>,
+        request: Request,
+        groups: &[String],
+        budget: Duration,
+    ) -> Vec<Result<T, NativeError>> {
+        match outcome {
+            Some(Ok(results)) => results,
             Some(Err(_)) => {
                 self.brokers.drop_connections();
-                let error = out_of_time(Request::OffsetFetch, budget);
+                let error = out_of_time(request, budget);
                 groups.iter().map(|_| Err(error.clone())).collect()
             }
             None => Vec::new(),

@@ -2,6 +2,8 @@
 //! DescribeShareGroupOffsets (per partition, the share-partition start offset and, from v1 —
 //! Kafka 4.2, KIP-1226 — the lag the broker computes), both batched per coordinator.
 
+use std::time::Duration;
+
 use kafka_protocol::messages::share_group_describe_response::Member;
 use kafka_protocol::messages::{GroupId, ShareGroupDescribeRequest};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
@@ -53,8 +55,13 @@ pub type ShareOffsets = Vec<(String, i32, ShareOffsetEntry)>;
 
 impl NativeClient {
     /// Describes each share group: one FindCoordinator for all, then one ShareGroupDescribe per
-    /// coordinator (per chunk of groups). One result per group, in the order given.
-    pub fn describe_share_groups(&mut self, groups: &[String]) -> PerGroup<ShareGroupDescription> {
+    /// coordinator (per chunk of groups), all within `budget`. One result per group, in the
+    /// order given.
+    pub fn describe_share_groups(
+        &mut self,
+        groups: &[String],
+        budget: Duration,
+    ) -> PerGroup<ShareGroupDescription> {
         let body = |chunk: &[&str]| {
             ShareGroupDescribeRequest::default().with_group_ids(
                 chunk
@@ -64,25 +71,36 @@ impl NativeClient {
             )
         };
         let request = Request::ShareGroupDescribe;
-        self.per_group(request, SHARE_GROUP_DESCRIBE, groups, body, |answer| {
-            answer
-                .groups
-                .into_iter()
-                .map(|g| {
-                    let message = g.error_message.as_deref();
-                    let r = group_answer(request, g.error_code, message, || {
-                        share_description(g.group_state.to_string(), g.group_epoch, g.members)
-                    });
-                    (g.group_id.to_string(), r)
-                })
-                .collect()
-        })
+        self.per_group(
+            request,
+            SHARE_GROUP_DESCRIBE,
+            groups,
+            budget,
+            body,
+            |answer| {
+                answer
+                    .groups
+                    .into_iter()
+                    .map(|g| {
+                        let message = g.error_message.as_deref();
+                        let r = group_answer(request, g.error_code, message, || {
+                            share_description(g.group_state.to_string(), g.group_epoch, g.members)
+                        });
+                        (g.group_id.to_string(), r)
+                    })
+                    .collect()
+            },
+        )
     }
 
     /// Every topic-partition each share group has state for: one FindCoordinator for all, then
-    /// one DescribeShareGroupOffsets per coordinator (per chunk of groups). One result per
-    /// group, in the order given.
-    pub fn share_group_offsets(&mut self, groups: &[String]) -> PerGroup<ShareOffsets> {
+    /// one DescribeShareGroupOffsets per coordinator (per chunk of groups), all within
+    /// `budget`. One result per group, in the order given.
+    pub fn share_group_offsets(
+        &mut self,
+        groups: &[String],
+        budget: Duration,
+    ) -> PerGroup<ShareOffsets> {
         let body = |chunk: &[&str]| DescribeShareGroupOffsetsRequest {
             groups: chunk.iter().map(|g| g.to_string()).collect(),
         };
@@ -91,6 +109,7 @@ impl NativeClient {
             request,
             DESCRIBE_SHARE_GROUP_OFFSETS,
             groups,
+            budget,
             body,
             share_offsets,
         )

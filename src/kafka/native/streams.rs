@@ -2,6 +2,8 @@
 //! coordinator. Their committed offsets are an ordinary OffsetFetch
 //! ([`NativeClient::committed_offsets`]).
 
+use std::time::Duration;
+
 use kafka_protocol::protocol::VersionRange;
 
 use super::coordinated::{group_answer, PerGroup};
@@ -36,10 +38,12 @@ pub struct StreamsGroupMember {
 
 impl NativeClient {
     /// Describes each streams group: one FindCoordinator for all, then one StreamsGroupDescribe
-    /// per coordinator (per chunk of groups). One result per group, in the order given.
+    /// per coordinator (per chunk of groups), all within `budget`. One result per group, in
+    /// the order given.
     pub fn describe_streams_groups(
         &mut self,
         groups: &[String],
+        budget: Duration,
     ) -> PerGroup<StreamsGroupDescription> {
         let body = |chunk: &[&str]| StreamsGroupDescribeRequest {
             groups: chunk.iter().map(|g| g.to_string()).collect(),
@@ -49,6 +53,7 @@ impl NativeClient {
             request,
             STREAMS_GROUP_DESCRIBE,
             groups,
+            budget,
             body,
             streams_descriptions,
         )

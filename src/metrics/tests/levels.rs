@@ -179,3 +179,61 @@ fn other_shards_omit_topic_wide_families() {
     // 73 minus 7 topic-level and 10 partition-offset series.
     assert_eq!((r.series, r.dropped), (56, 0));
 }
+
+#[test]
+fn share_and_streams_groups_render_their_states_and_share_groups_have_no_commit_stall() {
+    let with_broker_lag = |partition, offset, lag| CommittedOffset {
+        broker_lag: lag,
+        ..commit("orders", partition, offset)
+    };
+    let report = report_with_groups(vec![
+        GroupSnapshot {
+            id: "etl".into(),
+            group_type: GroupType::Streams,
+            state: GroupState::NotReady,
+            members: Some(0),
+            offsets: vec![commit("orders", 1, 15)],
+        },
+        // orders/0 with the broker's lag (2 of the 6 records after the start offset are not
+        // delivered for good), orders/2 without: the upper bound 30 - 10.
+        GroupSnapshot {
+            id: "jobs".into(),
+            group_type: GroupType::Share,
+            state: GroupState::Stable,
+            members: Some(3),
+            offsets: vec![with_broker_lag(0, 4, Some(2)), with_broker_lag(2, 10, None)],
+        },
+    ]);
+    let r = render(
+        &[cluster("a", Some(report))],
+        &settings(Granularity::Partition),
+    );
+    let exposition = text(&r);
+    let lines: Vec<&str> = exposition.lines().collect();
+    let expected = [
+        r#"kafka_consumergroup_state{cluster="a",group="etl",group_type="streams",state="not_ready"} 1"#,
+        r#"kafka_consumergroup_state{cluster="a",group="jobs",group_type="share",state="stable"} 1"#,
+        r#"kafka_consumergroup_members{cluster="a",group="jobs",group_type="share"} 3"#,
+        r#"kafka_consumergroup_lag_messages{cluster="a",group="etl",group_type="streams"} 5"#,
+        r#"kafka_consumergroup_lag_messages{cluster="a",group="jobs",group_type="share"} 22"#,
+        r#"kafka_consumergroup_partition_committed_offset{cluster="a",group="jobs",topic="orders",partition="0"} 4"#,
+        r#"kafka_consumergroup_partition_lag_messages{cluster="a",group="jobs",topic="orders",partition="0"} 2"#,
+        r#"kafka_consumergroup_partition_lag_messages{cluster="a",group="jobs",topic="orders",partition="2"} 20"#,
+        r#"kafka_consumergroup_commit_stall_seconds{cluster="a",group="etl",group_type="streams"} 0.0"#,
+        r#"kafka_consumergroup_topic_commit_stall_seconds{cluster="a",group="etl",topic="orders"} 0.0"#,
+    ];
+    for line in expected {
+        assert!(lines.contains(&line), "missing {line}\n{exposition}");
+    }
+    for family in [
+        "kafka_consumergroup_commit_stall_seconds",
+        "kafka_consumergroup_topic_commit_stall_seconds",
+    ] {
+        let groups: Vec<String> = family_samples(exposition, family)
+            .into_iter()
+            .map(|(labels, _)| labels)
+            .collect();
+        assert_eq!(groups.len(), 1, "{family}: {groups:?}");
+        assert!(groups[0].contains(r#"group="etl""#), "{family}: {groups:?}");
+    }
+}

@@ -22,6 +22,7 @@ fn commit(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
         topic: Arc::from(topic),
         partition,
         offset,
+        broker_lag: None,
     }
 }
 
@@ -147,7 +148,7 @@ fn report_with_analytics() -> Arc<Report> {
                         eviction_seconds: eviction,
                         retention_usage_ratio: usage,
                         evicted_messages: evicted,
-                        commit_stall_seconds: stall,
+                        commit_stall_seconds: Some(stall),
                         ..p.figures
                     },
                     ..*p

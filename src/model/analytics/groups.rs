@@ -17,9 +17,11 @@ use super::status::{
 };
 use super::timestamps::{first_readable, oldest_unread, OldestUnread, TimestampCache};
 use super::window::{Observation, PartitionWindow};
-use crate::model::lag::partition_lag;
+use crate::model::lag::group_partition_lag;
 use crate::model::report::{Figures, GroupPartitionReport, GroupReport, GroupTopicReport};
-use crate::model::snapshot::{CommittedOffset, GroupSnapshot, PartitionOffsets, TopicSnapshot};
+use crate::model::snapshot::{
+    CommittedOffset, GroupSnapshot, GroupType, PartitionOffsets, TopicSnapshot,
+};
 
 /// The borrowed state and constants of one `finish`.
 pub(super) struct GroupWalk<'a> {
@@ -125,6 +127,8 @@ impl GroupWalk<'_> {
         let mut partitions = Vec::with_capacity(commits.len());
         let mut status = Status::Ok;
         let mut frozen_seconds = f64::INFINITY;
+        // A share group's C is its share-partition start offset: no commit, so no commit stall.
+        let share = group.group_type == GroupType::Share;
         let old = &state.partitions;
         self.windows.clear();
         // Old windows are sorted by partition like the commits: usually the next one matches.
@@ -150,7 +154,7 @@ impl GroupWalk<'_> {
                 }
                 OldestUnread::Unknown(_) => None,
             };
-            let lag_messages = partition_lag(commit.offset, offsets);
+            let lag_messages = group_partition_lag(commit, offsets);
             let behind = lag_messages > self.settings.allowed_lag;
             let evicted = evicted_messages(commit.offset, offsets);
             let observation = Observation {
@@ -216,6 +220,7 @@ impl GroupWalk<'_> {
                 retention,
                 commit_stall_seconds: stall,
                 lag_seconds,
+                share,
             };
             status = group_status([status, partition_status(&facts, self.rules)]);
             frozen_seconds = frozen_seconds.min(window.committed_frozen_seconds(self.now_ms));
@@ -229,7 +234,7 @@ impl GroupWalk<'_> {
                     eviction_seconds: risk.eviction_seconds,
                     retention_usage_ratio: risk.retention_usage_ratio,
                     evicted_messages: evicted,
-                    commit_stall_seconds: stall,
+                    commit_stall_seconds: (!share).then_some(stall),
                 },
             });
         }

@@ -100,6 +100,10 @@ pub struct PartitionFacts<'a> {
     pub commit_stall_seconds: f64,
     /// Time lag now; `None` when the timestamp of the record at C is not known yet.
     pub lag_seconds: Option<f64>,
+    /// A share group's partition: C is the share-partition start offset, which nobody commits,
+    /// so a stall does not escalate to `stop` (`commit_stall_seconds` still stands in for an
+    /// unknown time lag: the record at the start offset was written before it stopped moving).
+    pub share: bool,
 }
 
 /// Rule 1, about the whole group: no members now (unknown is not none), and no partition's C
@@ -134,12 +138,13 @@ pub fn is_evicting(f: &PartitionFacts, rules: &StatusRules) -> bool {
 
 /// Rule 3: behind and nobody is consuming (no members at every observation of a full W and C
 /// unchanged across it), or a stall has lasted `stop_after` (no full W needed) with the time
-/// lag at `min_time_lag`.
+/// lag at `min_time_lag`. A share group has no commit to stall: only the first branch.
 pub fn is_stopped(f: &PartitionFacts, rules: &StatusRules) -> bool {
     let w = rules.window;
     let abandoned = f.window.memberless_across(w) && f.window.committed_unchanged_across(w);
-    let lasting_stall =
-        f.commit_stall_seconds >= rules.stop_after.as_secs_f64() && time_lag_reached(f, rules);
+    let lasting_stall = !f.share
+        && f.commit_stall_seconds >= rules.stop_after.as_secs_f64()
+        && time_lag_reached(f, rules);
     f.behind && (abandoned || lasting_stall)
 }
 
@@ -253,6 +258,7 @@ mod tests {
             retention: None,
             commit_stall_seconds: 0.0,
             lag_seconds: Some(600.0),
+            share: false,
         }
     }
 
@@ -556,6 +562,57 @@ mod tests {
                 lag_seconds,
                 commit_stall_seconds: stall,
                 members,
+                ..facts(window)
+            };
+            assert_eq!(partition_status(&f, &RULES), want, "{why}");
+        }
+    }
+
+    /// A share group's C is its share-partition start offset, which moves as records are
+    /// delivered for good: the rules read it like a commit, except that a stall never
+    /// escalates to `stop` (there is no commit to stall).
+    #[test]
+    fn share_group_table() {
+        let frozen = frozen(10);
+        let memberless = PartitionWindow {
+            members_zero: 10,
+            ..frozen
+        };
+        let short = PartitionWindow {
+            members_zero: 9,
+            committed_unchanged: 9,
+            ..fresh()
+        };
+        let reset = PartitionWindow {
+            since_rewind: 0,
+            ..fresh()
+        };
+        let rising = rising();
+        // (window, behind, members, evicted, time lag s, stall s, share, expected, why)
+        #[rustfmt::skip]
+        let cases = [
+            (&frozen, true, Some(2), 0, Some(600.0), 0.0, true, Status::Stall, "1: members, behind, start offset frozen across W"),
+            (&frozen, true, Some(2), 0, Some(7_200.0), 7_200.0, true, Status::Stall, "2: stuck for two hours: no escalation to stop"),
+            (&frozen, true, Some(2), 0, Some(7_200.0), 7_200.0, false, Status::Stop, "3: the same window of a consumer group escalates"),
+            (&frozen, true, None, 0, Some(600.0), 0.0, true, Status::Stall, "4: members unknown count as present"),
+            (&frozen, true, Some(2), 0, Some(30.0), 30.0, true, Status::Ok, "5: behind by less than min_time_lag: the gate holds"),
+            (&frozen, true, Some(2), 0, None, 120.0, true, Status::Stall, "6: time lag unknown: the frozen start offset's age stands in"),
+            (&frozen, false, Some(2), 0, Some(0.0), 0.0, true, Status::Ok, "7: caught up: nothing to deliver"),
+            (&memberless, true, Some(0), 0, Some(5.0), 0.0, true, Status::Stop, "8: behind, no member at any poll of W, start frozen"),
+            (&short, true, Some(0), 0, Some(600.0), 0.0, true, Status::Ok, "9: member-less for 9 of 10 polls: not yet"),
+            (&memberless, false, Some(0), 0, Some(0.0), 0.0, true, Status::Ok, "10: member-less and caught up"),
+            (&reset, false, Some(2), 0, Some(0.0), 0.0, true, Status::Rewind, "11: start offset moved back (an admin reset)"),
+            (&rising, true, Some(2), 0, Some(600.0), 0.0, true, Status::Warn, "12: delivering, but the lag rises across W"),
+            (&frozen, true, Some(2), 3, Some(600.0), 0.0, true, Status::Evicting, "13: retention deleted records past the start offset"),
+        ];
+        for (window, behind, members, evicted, lag_seconds, stall, share, want, why) in cases {
+            let f = PartitionFacts {
+                behind,
+                members,
+                evicted_messages: evicted,
+                lag_seconds,
+                commit_stall_seconds: stall,
+                share,
                 ..facts(window)
             };
             assert_eq!(partition_status(&f, &RULES), want, "{why}");

@@ -80,6 +80,7 @@ fn group(id: &str, members: Option<u32>, commits: &[(&str, i32, i64)]) -> GroupS
                 topic: Arc::from(topic),
                 partition,
                 offset,
+                broker_lag: None,
             })
             .collect(),
     }

@@ -99,6 +99,7 @@ fn report_sums_per_topic_and_group_and_counts_uncommitted() {
         topic: topic.clone(),
         partition,
         offset,
+        broker_lag: None,
     };
     let s = Snapshot {
         taken_at: at(0),
