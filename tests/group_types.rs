@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lagwatch::config::Config;
-use lagwatch::kafka::native::{NativeClient, ShareOffsetEntry, ShareOffsets};
+use lagwatch::kafka::native::{NativeClient, NativeError, ShareOffsetEntry, ShareOffsets};
 use lagwatch::kafka::stats::RequestCounter;
-use lagwatch::kafka::Request;
+use lagwatch::kafka::{KafkaCallError, Request};
 use lagwatch::model::GroupState;
 
 use common::kafka_cluster::group_clients::ShareMember;
@@ -492,5 +492,47 @@ fn a_share_group_behind_without_members_is_stop_and_a_caught_up_one_is_ok() {
         (s.state.as_deref(), s.members, s.lag, s.status.as_deref()),
         (Some("stable"), Some(1.0), Some(0.0), Some("ok")),
         "{s:?}"
+    );
+}
+
+#[test]
+fn share_and_streams_calls_end_at_their_budget_with_one_timeout_per_group() {
+    // A "broker" that accepts connections and never answers: every call waits on its
+    // connection's ApiVersions until the budget ends it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let yaml = format!(
+        "clusters:\n  - name: silent\n    bootstrap_servers: \"{}\"\n",
+        silent.local_addr().expect("address")
+    );
+    let cluster = Config::from_yaml(&yaml).expect("config").clusters.remove(0);
+    let requests = Arc::new(Mutex::new(RequestCounter::default()));
+    let mut native = NativeClient::new(&cluster, requests, Duration::from_secs(60))
+        .expect("the native path serves PLAINTEXT");
+    let budget = Duration::from_millis(300);
+    let groups = vec!["first".to_string(), "second".to_string()];
+    let timed_out = |request| NativeError {
+        broker: None,
+        error: KafkaCallError::Timeout {
+            request,
+            timeout: budget,
+        },
+    };
+    fn errors<T>(results: Vec<Result<T, NativeError>>) -> Vec<NativeError> {
+        results.into_iter().filter_map(Result::err).collect()
+    }
+    let described = native.describe_share_groups(&groups, budget);
+    assert_eq!(
+        errors(described),
+        vec![timed_out(Request::ShareGroupDescribe); 2]
+    );
+    let offsets = native.share_group_offsets(&groups, budget);
+    assert_eq!(
+        errors(offsets),
+        vec![timed_out(Request::DescribeShareGroupOffsets); 2]
+    );
+    let streams = native.describe_streams_groups(&groups, budget);
+    assert_eq!(
+        errors(streams),
+        vec![timed_out(Request::StreamsGroupDescribe); 2]
     );
 }
