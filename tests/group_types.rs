@@ -536,3 +536,26 @@ fn share_and_streams_calls_end_at_their_budget_with_one_timeout_per_group() {
         vec![timed_out(Request::StreamsGroupDescribe); 2]
     );
 }
+
+#[test]
+fn a_streams_group_whose_source_topic_is_missing_is_not_ready() {
+    let broker = kafka();
+    let prefix = unique("not-ready");
+    let group = format!("{prefix}-app");
+    // The topology reads a topic nobody created: the broker keeps the group not ready.
+    let _app = broker.streams_app_starting(&group, &format!("{prefix}-missing"));
+    let lagwatch = lagwatch_on(broker, &prefix);
+    let state =
+        |m: &Exposition| label_of(m, "kafka_consumergroup_state", &group, "streams", "state");
+    let m = lagwatch.wait_for(SETTLE * 2, "the streams group not ready", |m| {
+        state(m).as_deref() == Some("not_ready")
+    });
+    assert_eq!(state(&m).as_deref(), Some("not_ready"));
+    assert_eq!(
+        m.value(
+            "kafka_consumergroup_members",
+            &[("group", group.as_str()), ("group_type", "streams")]
+        ),
+        Some(1.0)
+    );
+}

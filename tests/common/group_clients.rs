@@ -178,12 +178,17 @@ impl KafkaCluster {
     /// protocol, reading `topic` and committing every 100 ms (see `tests/java/StreamsApp.java`),
     /// and returns once it runs.
     pub fn streams_app(&self, group: &str, topic: &str) -> JavaClient {
+        let mut client = self.streams_app_starting(group, topic);
+        client.lines_until("running");
+        client
+    }
+
+    /// [`KafkaCluster::streams_app`] without waiting for it to run (it never does while its
+    /// source topic is missing).
+    pub fn streams_app_starting(&self, group: &str, topic: &str) -> JavaClient {
         let bootstrap = self.bootstrap();
         let state = self.dir().join("clients").join(format!("{group}-state"));
         let state = state.display().to_string();
-        let mut client =
-            JavaClient::start(self, "StreamsApp.java", &[&bootstrap, group, topic, &state]);
-        client.lines_until("running");
-        client
+        JavaClient::start(self, "StreamsApp.java", &[&bootstrap, group, topic, &state])
     }
 }
