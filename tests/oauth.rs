@@ -10,7 +10,11 @@
 //! client with 3-second tokens sends fresh ones as they expire. The client secret, the AWS secret
 //! key and the tokens appear in no log line and not in `check-config` output. A Kerberos (GSSAPI)
 //! cluster is accepted (librdkafka is built with Cyrus SASL) and its handshake reaches the
-//! broker, which answers with the mechanisms it takes.
+//! broker, which answers with the mechanisms it takes. lagwatch's own protocol path serves the
+//! OAUTHBEARER clusters too (only the Kerberos one logs its fallback to librdkafka): over the
+//! OIDC listener it reads the exact committed offsets with one fetched token for all its
+//! connections, each request counted; a wrong client secret, an untrusted and an expired token
+//! are authentication errors naming the broker, and an MSK IAM token reaches the broker.
 
 mod common;
 
