@@ -1,8 +1,10 @@
 //! AWS MSK IAM tokens compared byte for byte with the tokens AWS's own Python signer
 //! (`aws-msk-iam-sasl-signer-python`, pinned in `tests/msk_iam/requirements.txt`, installed into
 //! a venv by `.ci/setup`) makes for the same region, credentials and signing time
-//! (`tests/msk_iam/sign.py` fixes botocore's clock). The broker side (the token reaching the
-//! SASL handshake, refresh before expiry) is in `tests/oauth.rs`.
+//! (`tests/msk_iam/sign.py` fixes botocore's clock), and the token source both Kafka clients ask
+//! (librdkafka's refresh hook, the native path's SaslAuthenticate) sends exactly that token. The
+//! broker side (the token reaching the SASL handshake over both clients, refresh before expiry)
+//! is in `tests/oauth.rs`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -114,4 +116,55 @@ fn tokens_are_byte_for_byte_those_of_the_python_signer() {
             n + 1
         );
     }
+}
+
+#[test]
+fn the_token_source_shared_by_both_kafka_clients_sends_the_signed_token_and_keeps_it() {
+    use lagwatch::config::{AwsEnvironment, AwsMskIam};
+    use lagwatch::kafka::msk_iam::{MskIamTokenSource, USER_AGENT};
+    use lagwatch::kafka::oauth::{client_first_message, Method, TokenSource};
+
+    let credentials = AwsCredentials {
+        access_key_id: "AKIDEXAMPLE".into(),
+        secret_access_key: "s3cret/key".into(),
+        session_token: None,
+    };
+    let settings = AwsMskIam {
+        region: "eu-west-1".into(),
+        profile: None,
+        environment: AwsEnvironment(
+            [
+                ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+                ("AWS_SECRET_ACCESS_KEY", "s3cret/key"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ),
+    };
+    // What librdkafka's refresh hook and the native path's SaslAuthenticate both ask.
+    let source = TokenSource::new(Method::MskIam(MskIamTokenSource::new(&settings)));
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let token = source.token(start).expect("token");
+    let signed =
+        sign("eu-west-1", &credentials, start, TOKEN_LIFETIME, USER_AGENT).expect("signed");
+    assert_eq!(token.value, signed.value);
+    assert_eq!(token.expires_at, start + TOKEN_LIFETIME);
+    assert_eq!(
+        client_first_message(&token),
+        format!("n,,\u{1}auth=Bearer {}\u{1}\u{1}", signed.value)
+    );
+    // Kept for three quarters of its 15 minutes, then signed again.
+    let kept = source
+        .token(start + Duration::from_secs(674))
+        .expect("token");
+    assert_eq!(kept.value, token.value);
+    let fresh = source
+        .token(start + Duration::from_secs(675))
+        .expect("token");
+    assert_ne!(fresh.value, token.value);
+    assert_eq!(
+        fresh.expires_at,
+        start + Duration::from_secs(675) + TOKEN_LIFETIME
+    );
 }

@@ -10,7 +10,11 @@
 //! client with 3-second tokens sends fresh ones as they expire. The client secret, the AWS secret
 //! key and the tokens appear in no log line and not in `check-config` output. A Kerberos (GSSAPI)
 //! cluster is accepted (librdkafka is built with Cyrus SASL) and its handshake reaches the
-//! broker, which answers with the mechanisms it takes.
+//! broker, which answers with the mechanisms it takes. lagwatch's own protocol path serves the
+//! OAUTHBEARER clusters too (only the Kerberos one logs its fallback to librdkafka): over the
+//! OIDC listener it reads the exact committed offsets with one fetched token for all its
+//! connections, each request counted; a wrong client secret, an untrusted and an expired token
+//! are authentication errors naming the broker, and an MSK IAM token reaches the broker.
 
 mod common;
 
@@ -26,10 +30,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use common::kafka_cluster::{OAUTH_AUDIENCE, OAUTH_ISSUER};
 use common::{assert_no_secret, unique, ClusterSpec, KafkaCluster, LagwatchProcess, Listener};
-use lagwatch::config::AwsEnvironment;
+use lagwatch::config::{AwsEnvironment, AwsMskIam, ClusterConfig, Config};
 use lagwatch::kafka::msk_iam::MskIamTokenSource;
+use lagwatch::kafka::native::NativeClient;
 use lagwatch::kafka::stats::RequestCounter;
-use lagwatch::kafka::StatsContext;
+use lagwatch::kafka::{BrokerRef, KafkaCallError, Request, StatsContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 
@@ -299,6 +304,153 @@ impl CapturingProxy {
     }
 }
 
+/// The configuration lagwatch reads for one cluster entry.
+fn cluster_config(entry: &str) -> ClusterConfig {
+    let yaml = format!("clusters:\n{entry}");
+    Config::from_yaml(&yaml)
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+        .clusters
+        .remove(0)
+}
+
+/// lagwatch's own protocol path over the OAUTHBEARER listener: an OIDC token (fetched once,
+/// kept for every connection) reads the group's exact committed offsets, each request counted
+/// per broker; a wrong client secret, a token signed by an unknown key and an expired token are
+/// authentication errors naming the broker; an MSK IAM cluster's signed token reaches the
+/// broker the same way librdkafka's does.
+fn native_oauthbearer(
+    broker: &KafkaCluster,
+    idp: &IdentityProvider,
+    cluster: &dyn Fn(&str, &str, &str) -> String,
+    topic: &str,
+    group: &str,
+) {
+    let client = |config: &ClusterConfig| {
+        let requests = Arc::new(Mutex::new(RequestCounter::default()));
+        let native = NativeClient::new(config, requests.clone(), Duration::from_secs(15))
+            .unwrap_or_else(|reason| panic!("the native path serves OAUTHBEARER: {reason}"));
+        (native, requests)
+    };
+    let grants = idp.grants("good");
+    let (mut native, requests) = client(&cluster_config(&cluster("oidc", "good", CLIENT_SECRET)));
+    let fetched = native.committed_offsets(&[group.to_string()], Duration::from_secs(30));
+    let offsets: Vec<(String, i32, i64)> = fetched[0]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .iter()
+        .map(|o| (o.topic.clone(), o.partition, o.offset))
+        .collect();
+    assert_eq!(offsets, [(topic.to_string(), 0, 8)]);
+    // Two connections (bootstrap, then the coordinator), each ApiVersions, SaslHandshake and one
+    // SaslAuthenticate; FindCoordinator on the first, OffsetFetch on the second.
+    let totals = requests.lock().expect("counter").totals();
+    assert_eq!(
+        totals.into_iter().collect::<Vec<_>>(),
+        [("1".to_string(), 4), ("bootstrap".to_string(), 4)]
+    );
+    // One token for both connections.
+    assert_eq!(idp.grants("good"), grants + 1);
+
+    // A wrong client secret: the token endpoint refuses it before the broker is asked.
+    let (mut native, _) = client(&cluster_config(&cluster(
+        "oidc-wrong-secret",
+        "good",
+        "not-the-secret",
+    )));
+    let e = native.check_versions().expect_err("a wrong secret");
+    assert_eq!(
+        e.broker,
+        Some(BrokerRef::Bootstrap(
+            broker.bootstrap_for(Listener::OauthBearer)
+        ))
+    );
+    match &e.error {
+        KafkaCallError::Authentication {
+            request: Request::SaslAuthenticate,
+            message,
+        } => assert_eq!(
+            message,
+            &format!(
+                "no token: OAUTHBEARER token endpoint {}: HTTP status 401 invalid_client",
+                idp.token_url("good")
+            )
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{e:?} {e}", e = e.error).contains("not-the-secret"));
+    // A token the broker's JWKS cannot verify: the broker's own refusal.
+    let (mut native, _) = client(&cluster_config(&cluster(
+        "oidc-wrong-key",
+        "wrong-key",
+        CLIENT_SECRET,
+    )));
+    let e = native.check_versions().expect_err("an untrusted token");
+    match &e.error {
+        KafkaCallError::Authentication { message, .. } => assert!(
+            message.starts_with("the broker refused the token ({\"status\":\"invalid_token\"")
+                && e.broker.is_some(),
+            "{e:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // An expired token is never sent.
+    let (mut native, _) = client(&cluster_config(&cluster(
+        "oidc-expired",
+        "expired",
+        CLIENT_SECRET,
+    )));
+    let e = native.check_versions().expect_err("an expired token");
+    assert!(
+        matches!(&e.error, KafkaCallError::Authentication { message, .. }
+            if message.starts_with(&format!("no token: the OAUTHBEARER token from {} expired 3", idp.token_url("expired")))),
+        "{e:?}"
+    );
+
+    // AWS MSK IAM: the token is signed by the same source librdkafka's refresh hook uses.
+    let proxy = CapturingProxy::start(broker.bootstrap_for(Listener::OauthBearer));
+    let mut msk = cluster_config(&format!(
+        "  - name: msk-native\n    bootstrap_servers: \"127.0.0.1:{}\"\n    kafka: {{security.protocol: sasl_plaintext, sasl.mechanism: OAUTHBEARER}}\n",
+        proxy.port
+    ));
+    msk.aws_msk_iam = Some(AwsMskIam {
+        region: "eu-west-1".into(),
+        profile: None,
+        environment: aws_environment(),
+    });
+    let (mut native, _) = client(&msk);
+    let e = native
+        .check_versions()
+        .expect_err("the broker cannot verify an MSK token");
+    assert_eq!(
+        e.broker,
+        Some(BrokerRef::Bootstrap(format!("127.0.0.1:{}", proxy.port)))
+    );
+    assert!(
+        matches!(e.error, KafkaCallError::Authentication { .. }),
+        "{e:?}"
+    );
+    let tokens = proxy.tokens();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let url = msk_url(&tokens[0]);
+    assert!(
+        url.contains("X-Amz-Credential=AKIALAGWATCHTEST0001%2F")
+            && url.contains("%2Feu-west-1%2Fkafka-cluster%2Faws4_request&"),
+        "{url}"
+    );
+}
+
+fn aws_environment() -> AwsEnvironment {
+    AwsEnvironment(
+        [
+            ("AWS_ACCESS_KEY_ID", AWS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    )
+}
+
 /// The presigned URL inside an MSK IAM token.
 fn msk_url(token: &str) -> String {
     let bytes = URL_SAFE_NO_PAD.decode(token).expect("base64url token");
@@ -340,7 +492,7 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
     broker.produce(&topic, 0, 20, None);
     broker.commit(&group, &[(&topic, 0, 8)]);
 
-    let cluster = |name: &str, token: &str| {
+    let cluster_with = |name: &str, token: &str, secret: &str| {
         format!(
             "  - name: {name}
     bootstrap_servers: \"{bootstrap}\"
@@ -349,7 +501,7 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
       sasl.mechanism: OAUTHBEARER
       sasl.oauthbearer.method: oidc
       sasl.oauthbearer.client.id: {CLIENT_ID}
-      sasl.oauthbearer.client.secret: {{env: {SECRET_VAR}}}
+      sasl.oauthbearer.client.secret: {secret}
       sasl.oauthbearer.token.endpoint.url: \"{url}\"
       sasl.oauthbearer.scope: kafka
     topics: {{ include: [\"^{topic}$\"] }}
@@ -359,6 +511,8 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
             url = idp.token_url(token),
         )
     };
+    let cluster =
+        |name: &str, token: &str| cluster_with(name, token, &format!("{{env: {SECRET_VAR}}}"));
     // AWS MSK IAM through a proxy that captures the SASL handshake: the broker cannot
     // validate an MSK token and refuses it, which shows the token arrived.
     let proxy = CapturingProxy::start(broker.bootstrap_for(Listener::OauthBearer));
@@ -483,9 +637,28 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
                 && l.contains("broker's supported mechanisms: OAUTHBEARER")),
         "{log}"
     );
+    // The OIDC cluster's group requests went over lagwatch's own protocol path: no line says
+    // they fell back to librdkafka, as the Kerberos cluster's does.
+    let fell_back = |cluster: &str| {
+        log.lines()
+            .filter(|l| {
+                l.contains("committed offsets through librdkafka")
+                    && l.contains(&format!("\"cluster\":\"{cluster}\""))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fell_back("oidc"), Vec::<&str>::new());
+    assert!(
+        fell_back("kerberos")
+            .iter()
+            .any(|l| l.contains("SASL mechanism GSSAPI is served by librdkafka only")),
+        "{log}"
+    );
     assert_no_secret("lagwatch log", &log, &secrets);
     assert_no_secret("lagwatch log", &log, &tokens);
     drop(lw);
+
+    native_oauthbearer(&broker, &idp, &cluster_with, &topic, &group);
 
     // check-config shows the client secret only as <redacted>.
     let config = dir.join("lagwatch.yaml");
@@ -509,15 +682,7 @@ fn oidc_tokens_read_lag_refused_tokens_are_authentication_errors_and_msk_iam_tok
     let source = MskIamTokenSource {
         region: "eu-west-1".into(),
         profile: None,
-        environment: AwsEnvironment(
-            [
-                ("AWS_ACCESS_KEY_ID", AWS_KEY_ID),
-                ("AWS_SECRET_ACCESS_KEY", AWS_SECRET),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        ),
+        environment: aws_environment(),
         lifetime: Duration::from_secs(3),
     };
     let refresh_proxy = CapturingProxy::start(broker.bootstrap_for(Listener::OauthBearer));

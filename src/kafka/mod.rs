@@ -30,6 +30,7 @@ mod error;
 mod groups;
 pub mod msk_iam;
 pub mod native;
+pub mod oauth;
 mod reader;
 mod stage;
 pub mod stats;

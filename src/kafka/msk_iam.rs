@@ -183,7 +183,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// SigV4's URI encoding: every byte but the RFC 3986 unreserved characters as `%XX`.
-fn uri_encode(s: &str) -> String {
+pub(crate) fn uri_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -353,8 +353,14 @@ impl MskIamTokenSource {
             .iter()
             .map(|(k, v)| (uri_encode(k), uri_encode(v)))
             .collect();
-        let (status, answer) = http_post_form(&format!("{endpoint}/"), &join_query(&body))
-            .map_err(|e| fail(e.to_string()))?;
+        let (status, answer) = http_post(
+            &format!("{endpoint}/"),
+            &join_query(&body),
+            &[],
+            None,
+            CONTAINER_TIMEOUT,
+        )
+        .map_err(|e| fail(e.to_string()))?;
         if status != 200 {
             let code = xml_text(&answer, "Code").unwrap_or_default();
             let message = xml_text(&answer, "Message").unwrap_or_default();
@@ -425,16 +431,32 @@ impl MskIamTokenSource {
     }
 }
 
-/// A form POST with libcurl (HTTPS with the system's CA store); the status and body.
-fn http_post_form(url: &str, body: &str) -> Result<(u32, String), curl::Error> {
+/// A form POST with libcurl (HTTPS with the CA certificates of `ca`, a file or a directory,
+/// else the system's) and `headers` besides the form's content type; the status and body.
+/// Also the OIDC token request (`kafka::oauth`).
+pub(crate) fn http_post(
+    url: &str,
+    body: &str,
+    headers: &[String],
+    ca: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<(u32, String), curl::Error> {
     let mut easy = curl::easy::Easy::new();
     easy.url(url)?;
+    match ca {
+        Some(dir) if dir.is_dir() => easy.capath(dir)?,
+        Some(file) => easy.cainfo(file)?,
+        None => {}
+    }
     easy.post(true)?;
     easy.post_fields_copy(body.as_bytes())?;
-    easy.timeout(CONTAINER_TIMEOUT)?;
-    let mut headers = curl::easy::List::new();
-    headers.append("Content-Type: application/x-www-form-urlencoded")?;
-    easy.http_headers(headers)?;
+    easy.timeout(timeout)?;
+    let mut list = curl::easy::List::new();
+    list.append("Content-Type: application/x-www-form-urlencoded")?;
+    for header in headers {
+        list.append(header)?;
+    }
+    easy.http_headers(list)?;
     let mut answer = Vec::new();
     {
         let mut transfer = easy.transfer();

@@ -15,6 +15,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Statistics;
 
 use super::msk_iam::MskIamTokenSource;
+use super::oauth::{Method, TokenSource};
 use crate::config::AwsMskIam;
 
 fn now_ms() -> i64 {
@@ -79,7 +80,8 @@ pub struct StatsContext {
     /// Which of the cluster's handles this is (`admin`, `reader`).
     handle: &'static str,
     requests: Arc<Mutex<RequestCounter>>,
-    msk_iam: Option<MskIamTokenSource>,
+    /// The tokens librdkafka's refresh hook asks for: the cluster's AWS MSK IAM ones.
+    tokens: Option<TokenSource>,
 }
 
 impl StatsContext {
@@ -92,19 +94,19 @@ impl StatsContext {
             cluster: cluster.to_string(),
             handle,
             requests,
-            msk_iam: None,
+            tokens: None,
         }
     }
 
     /// This context with `settings`' MSK IAM token source, when there are settings.
     pub fn with_msk_iam(mut self, settings: Option<&AwsMskIam>) -> StatsContext {
-        self.msk_iam = settings.map(MskIamTokenSource::new);
+        self.tokens = settings.map(|s| TokenSource::new(Method::MskIam(MskIamTokenSource::new(s))));
         self
     }
 
     /// This context with its own MSK IAM token source.
     pub fn with_token_source(mut self, source: MskIamTokenSource) -> StatsContext {
-        self.msk_iam = Some(source);
+        self.tokens = Some(TokenSource::new(Method::MskIam(source)));
         self
     }
 }
@@ -119,7 +121,7 @@ impl ClientContext for StatsContext {
         &self,
         _oauthbearer_config: Option<&str>,
     ) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        let Some(source) = &self.msk_iam else {
+        let Some(source) = &self.tokens else {
             return Err("no OAUTHBEARER token source: set sasl.oauthbearer.method: oidc or the cluster's aws_msk_iam".into());
         };
         let token = source.token(SystemTime::now())?;
@@ -132,11 +134,11 @@ impl ClientContext for StatsContext {
             cluster = self.cluster.as_str(),
             handle = self.handle,
             expires_in_ms = lifetime_ms - now_ms(),
-            "signed an AWS MSK IAM token"
+            "made an OAUTHBEARER token"
         );
         Ok(OAuthToken {
             token: token.value,
-            principal_name: "lagwatch".to_string(),
+            principal_name: token.principal,
             lifetime_ms,
         })
     }

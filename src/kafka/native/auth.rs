@@ -1,5 +1,6 @@
-//! SASL on a native connection: SaslHandshake, then SaslAuthenticate rounds of PLAIN (RFC 4616)
-//! or SCRAM-SHA-256/512 (RFC 5802, RFC 7677). The SCRAM messages are pure functions here; the
+//! SASL on a native connection: SaslHandshake, then SaslAuthenticate rounds of PLAIN (RFC 4616),
+//! SCRAM-SHA-256/512 (RFC 5802, RFC 7677) or OAUTHBEARER (RFC 7628, KIP-255: the token of the
+//! cluster's [`TokenSource`](crate::kafka::oauth::TokenSource)). The SCRAM messages are pure functions here; the
 //! crypto (PBKDF2, HMAC, SHA-2) is OpenSSL's.
 
 use bytes::Bytes;
@@ -10,9 +11,12 @@ use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
 
+use std::time::SystemTime;
+
 use super::connection::Connection;
 use super::security::{Mechanism, Sasl};
 use crate::kafka::error::{KafkaCallError, Request};
+use crate::kafka::oauth::client_first_message;
 
 /// SaslHandshake v1 and later announce that SaslAuthenticate requests carry the tokens.
 const HANDSHAKE: VersionRange = VersionRange { min: 1, max: 1 };
@@ -27,6 +31,18 @@ fn failed(request: Request, message: impl Into<String>) -> KafkaCallError {
 
 /// Authenticates `connection` with the cluster's SASL settings.
 pub async fn authenticate(connection: &mut Connection, sasl: &Sasl) -> Result<(), KafkaCallError> {
+    // The token first: a token endpoint that refuses lagwatch costs the broker no handshake.
+    let token = match &sasl.tokens {
+        Some(tokens) if sasl.mechanism == Mechanism::OauthBearer => {
+            let tokens = tokens.clone();
+            // An OIDC grant is a blocking HTTP request: off the connection's runtime thread.
+            let made = tokio::task::spawn_blocking(move || tokens.token(SystemTime::now()))
+                .await
+                .map_err(|e| failed(Request::SaslAuthenticate, format!("no token: {e}")))?;
+            Some(made.map_err(|e| failed(Request::SaslAuthenticate, format!("no token: {e}")))?)
+        }
+        _ => None,
+    };
     let version = connection.version::<SaslHandshakeRequest>(Request::SaslHandshake, HANDSHAKE)?;
     let request = SaslHandshakeRequest::default()
         .with_mechanism(StrBytes::from_static_str(sasl.mechanism.name()));
@@ -50,6 +66,29 @@ pub async fn authenticate(connection: &mut Connection, sasl: &Sasl) -> Result<()
             let token = format!("\0{}\0{}", sasl.username, sasl.password);
             round(connection, Bytes::from(token.into_bytes())).await?;
             Ok(())
+        }
+        Mechanism::OauthBearer => {
+            let Some(token) = token else {
+                return Err(failed(Request::SaslAuthenticate, "no token source"));
+            };
+            let message = client_first_message(&token);
+            let answer = round(connection, Bytes::from(message.into_bytes())).await?;
+            if answer.is_empty() {
+                return Ok(());
+            }
+            // RFC 7628 §3.2.2: the broker's error (a JSON status) asks for one `\x01` more,
+            // which it answers with the failure.
+            let status = String::from_utf8_lossy(&answer).to_string();
+            let refused = round(connection, Bytes::from_static(b"\x01")).await.err();
+            Err(failed(
+                Request::SaslAuthenticate,
+                match refused {
+                    Some(KafkaCallError::Authentication { message, .. }) => {
+                        format!("the broker refused the token ({status}): {message}")
+                    }
+                    _ => format!("the broker refused the token ({status})"),
+                },
+            ))
         }
         Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
             let scram = Scram::new(sasl.mechanism, &sasl.username, &client_nonce()?);

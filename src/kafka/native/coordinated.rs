@@ -1,5 +1,5 @@
 //! Requests a group's coordinator answers for many groups at once (OffsetFetch,
-//! ShareGroupDescribe, DescribeShareGroupOffsets, StreamsGroupDescribe): the groups are routed to their
+//! ConsumerGroupDescribe, ShareGroupDescribe, DescribeShareGroupOffsets, StreamsGroupDescribe): the groups are routed to their
 //! coordinators with one batched FindCoordinator, then each coordinator is asked once per
 //! chunk of groups. Results come back one per group, in the order asked. A group whose
 //! coordinator moved or is loading is looked up and asked again, a bounded number of rounds.

@@ -1,14 +1,15 @@
 //! Group discovery and KIP-848 descriptions: ListGroups v5 with the type filter, one request
-//! per broker, and ConsumerGroupDescribe batched per coordinator, which reports the broker's own
+//! per broker, and ConsumerGroupDescribe batched per coordinator (through the loop of
+//! `coordinated`), which reports the broker's own
 //! state names (`assigning`, `reconciling`, ...) that librdkafka's state enum lacks.
 
-use std::collections::BTreeMap;
-
-use kafka_protocol::messages::{ConsumerGroupDescribeRequest, GroupId, ListGroupsRequest};
+use kafka_protocol::messages::{
+    ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse, GroupId, ListGroupsRequest,
+};
 use kafka_protocol::protocol::{StrBytes, VersionRange};
 
 use super::connection::broker_error;
-use super::groups::{chunks, MAX_REQUEST_BYTES};
+use super::coordinated::{group_answer, PerGroup};
 use super::{Brokers, NativeError};
 use crate::kafka::error::{KafkaCallError, Request};
 
@@ -95,108 +96,96 @@ impl Brokers {
         out
     }
 
-    /// ConsumerGroupDescribe of `groups`, batched per coordinator; one result per group in order.
+    /// ConsumerGroupDescribe of `groups`, one result per group in order: many groups per
+    /// request, routed to their coordinators by [`Brokers::per_coordinator`] (a group whose
+    /// coordinator moved or is loading is looked up and asked again).
     pub(super) async fn describe_consumer_groups(
         &mut self,
         groups: &[String],
-    ) -> Vec<Result<Described, NativeError>> {
+    ) -> PerGroup<Described> {
         let request = Request::ConsumerGroupDescribe;
-        let names: Vec<&str> = groups.iter().map(String::as_str).collect();
-        let mut results: BTreeMap<&str, Result<Described, NativeError>> = BTreeMap::new();
-        let mut by_coordinator: BTreeMap<i32, Vec<&str>> = BTreeMap::new();
-        for (group, found) in self.find_coordinators(&names).await {
-            match found {
-                Ok(c) => {
-                    self.addresses.insert(c.id, c.address);
-                    by_coordinator.entry(c.id).or_default().push(group);
-                }
-                Err(e) => {
-                    results.insert(group, Err(e));
-                }
-            }
-        }
-        for (id, members) in by_coordinator {
-            for chunk in chunks(&members, MAX_REQUEST_BYTES) {
-                let answer = self.describe_chunk(id, &chunk).await;
-                for g in chunk {
-                    let r = match &answer {
-                        Ok(found) => found.get(g).cloned().unwrap_or_else(|| {
-                            Err(NativeError {
-                                broker: None,
-                                error: KafkaCallError::Malformed {
-                                    request,
-                                    message: format!("no answer for group {g}"),
-                                },
-                            })
-                        }),
-                        Err(e) => Err(e.clone()),
-                    };
-                    results.insert(g, r);
-                }
-            }
-        }
-        names
+        let body = |chunk: &[&str]| {
+            ConsumerGroupDescribeRequest::default().with_group_ids(
+                chunk
+                    .iter()
+                    .map(|g| GroupId(StrBytes::from_string(g.to_string())))
+                    .collect(),
+            )
+        };
+        self.per_coordinator(request, CONSUMER_GROUP_DESCRIBE, groups, body, described)
+            .await
+    }
+}
+
+/// Each group of a ConsumerGroupDescribe answer: its state and member count, or its error.
+fn described(
+    answer: ConsumerGroupDescribeResponse,
+) -> Vec<(String, Result<Described, KafkaCallError>)> {
+    answer
+        .groups
+        .into_iter()
+        .map(|g| {
+            let r = group_answer(
+                Request::ConsumerGroupDescribe,
+                g.error_code,
+                g.error_message.as_deref(),
+                || Described {
+                    state: g.group_state.to_string(),
+                    members: u32::try_from(g.members.len()).unwrap_or(u32::MAX),
+                },
+            );
+            (g.group_id.to_string(), r)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::messages::consumer_group_describe_response::{DescribedGroup, Member};
+
+    use super::*;
+    use crate::kafka::native::groups::retriable;
+
+    #[test]
+    fn a_group_whose_coordinator_moved_is_asked_again_and_the_others_stand() {
+        let group = |id: &str, code: i16, state: &str, members: usize| {
+            DescribedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(id.into())))
+                .with_error_code(code)
+                .with_group_state(StrBytes::from_string(state.into()))
+                .with_members(vec![Member::default(); members])
+        };
+        let answer = ConsumerGroupDescribeResponse::default().with_groups(vec![
+            group("moved", 16, "", 0),
+            group("loading", 14, "", 0),
+            group("stable", 0, "Stable", 2),
+            group("denied", 30, "", 0),
+        ]);
+        let results = described(answer);
+        let retried: Vec<bool> = results
             .iter()
-            .map(|g| {
-                results.remove(g).unwrap_or_else(|| {
-                    Err(NativeError {
+            .map(|(_, r)| {
+                r.as_ref().is_err_and(|error| {
+                    retriable(&NativeError {
                         broker: None,
-                        error: KafkaCallError::Malformed {
-                            request,
-                            message: format!("no answer for group {g}"),
-                        },
+                        error: error.clone(),
                     })
                 })
             })
-            .collect()
-    }
-
-    async fn describe_chunk(
-        &mut self,
-        id: i32,
-        chunk: &[&str],
-    ) -> Result<BTreeMap<String, Result<Described, NativeError>>, NativeError> {
-        let request = Request::ConsumerGroupDescribe;
-        let connection = self.node(id).await?;
-        let broker = Some(connection.broker().clone());
-        let fail = |error| NativeError {
-            broker: broker.clone(),
-            error,
-        };
-        let version = connection
-            .version::<ConsumerGroupDescribeRequest>(request, CONSUMER_GROUP_DESCRIBE)
-            .map_err(fail)?;
-        let body = ConsumerGroupDescribeRequest::default().with_group_ids(
-            chunk
-                .iter()
-                .map(|g| GroupId(StrBytes::from_string(g.to_string())))
-                .collect(),
+            .collect();
+        // NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS go to another round of
+        // `per_coordinator`; an authorization failure is final.
+        assert_eq!(retried, [true, true, false, false]);
+        assert_eq!(
+            results[2],
+            (
+                "stable".to_string(),
+                Ok(Described {
+                    state: "Stable".into(),
+                    members: 2
+                })
+            )
         );
-        let answer = match connection.send(request, &body, version).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.forget(super::Key::Node(id));
-                return Err(fail(e));
-            }
-        };
-        Ok(answer
-            .groups
-            .into_iter()
-            .map(|g| {
-                let r = if g.error_code != 0 {
-                    Err(fail(broker_error(
-                        request,
-                        g.error_code,
-                        g.error_message.as_ref(),
-                    )))
-                } else {
-                    Ok(Described {
-                        state: g.group_state.to_string(),
-                        members: u32::try_from(g.members.len()).unwrap_or(u32::MAX),
-                    })
-                };
-                (g.group_id.to_string(), r)
-            })
-            .collect())
+        assert!(results[3].1.is_err());
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! One module per job: `security` (the cluster's `kafka:` properties, or why the native path
 //! cannot use them), `connection` (TCP, TLS, framing, ApiVersions, request counting), `auth`
-//! (SASL PLAIN and SCRAM), `groups` (the group requests). Async over a current-thread tokio
+//! (SASL PLAIN, SCRAM and OAUTHBEARER), `groups` (the group requests). Async over a current-thread tokio
 //! runtime the client owns: the collector is blocking and calls [`NativeClient`]'s methods
 //! from its poll thread.
 
@@ -196,8 +196,9 @@ impl NativeClient {
         }
     }
 
-    /// KIP-848 groups' states and member counts: ConsumerGroupDescribe batched per
-    /// coordinator (after one FindCoordinator), one result per group in the order given.
+    /// KIP-848 groups' states and member counts, one result per group in the order given:
+    /// ConsumerGroupDescribe batched per coordinator, a group whose coordinator moved or is
+    /// loading asked again, all within `budget`.
     pub fn describe_consumer_groups(
         &mut self,
         groups: &[String],

@@ -2,11 +2,13 @@
 //! or the reason it cannot (then the cluster's group calls stay on librdkafka).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use crate::config::ClusterConfig;
+use crate::config::{AwsMskIam, ClusterConfig};
+use crate::kafka::oauth::TokenSource;
 
 /// The connection settings of one cluster.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Security {
     pub tls: Option<Tls>,
     pub sasl: Option<Sasl>,
@@ -34,6 +36,7 @@ pub enum Mechanism {
     Plain,
     ScramSha256,
     ScramSha512,
+    OauthBearer,
 }
 
 impl Mechanism {
@@ -43,15 +46,19 @@ impl Mechanism {
             Mechanism::Plain => "PLAIN",
             Mechanism::ScramSha256 => "SCRAM-SHA-256",
             Mechanism::ScramSha512 => "SCRAM-SHA-512",
+            Mechanism::OauthBearer => "OAUTHBEARER",
         }
     }
 }
 
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Sasl {
     pub mechanism: Mechanism,
+    /// PLAIN and SCRAM: `sasl.username` and `sasl.password`.
     pub username: String,
     pub password: String,
+    /// OAUTHBEARER: the token source librdkafka would use, shared by the cluster's connections.
+    pub tokens: Option<Arc<TokenSource>>,
 }
 
 // Hand-written so that no password reaches a log through `{:?}`.
@@ -77,7 +84,7 @@ impl std::fmt::Debug for Security {
 const SECURITY_PREFIXES: [&str; 3] = ["ssl.", "sasl.", "security."];
 
 /// Security properties the native path reads.
-const READ: [&str; 10] = [
+const READ: [&str; 18] = [
     "security.protocol",
     "ssl.ca.location",
     "ssl.certificate.location",
@@ -88,26 +95,37 @@ const READ: [&str; 10] = [
     "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+    "sasl.oauthbearer.config",
+    "enable.sasl.oauthbearer.unsecure.jwt",
 ];
 
 impl Security {
-    /// Reads the cluster's security properties. `Err` says why the native path cannot connect
-    /// like librdkafka does (GSSAPI, OAUTHBEARER, a property it does not read).
+    /// Reads the cluster's security properties and its `aws_msk_iam`. `Err` says why the
+    /// native path cannot connect like librdkafka does (GSSAPI, OAUTHBEARER without a token
+    /// source, a property it does not read).
     pub fn from_cluster(cluster: &ClusterConfig) -> Result<Security, String> {
         Security::from_properties(
             cluster
                 .kafka
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.value.as_str())),
+            cluster.aws_msk_iam.as_ref(),
         )
     }
 
     pub fn from_properties<'a>(
         properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+        msk_iam: Option<&AwsMskIam>,
     ) -> Result<Security, String> {
         let mut get = std::collections::HashMap::new();
-        // Reported after the protocol and mechanism, so a Kerberos or OAUTHBEARER cluster is
-        // told so rather than about one of its mechanism's own properties.
+        // Reported after the protocol and mechanism, so a Kerberos cluster is told so rather
+        // than about one of its mechanism's own properties.
         let mut unread = None;
         for (key, value) in properties {
             if SECURITY_PREFIXES.iter().any(|p| key.starts_with(p)) && !READ.contains(&key) {
@@ -147,16 +165,25 @@ impl Security {
                 "PLAIN" => Mechanism::Plain,
                 "SCRAM-SHA-256" => Mechanism::ScramSha256,
                 "SCRAM-SHA-512" => Mechanism::ScramSha512,
+                "OAUTHBEARER" => Mechanism::OauthBearer,
                 other => {
                     return Err(format!(
                         "SASL mechanism {other} is served by librdkafka only"
                     ))
                 }
             };
+            let tokens = match mechanism {
+                Mechanism::OauthBearer => Some(Arc::new(TokenSource::from_properties(
+                    &|key| get.get(key).map(|v| v.to_string()),
+                    msk_iam,
+                )?)),
+                _ => None,
+            };
             Some(Sasl {
                 mechanism,
                 username: get.get("sasl.username").unwrap_or(&"").to_string(),
                 password: get.get("sasl.password").unwrap_or(&"").to_string(),
+                tokens,
             })
         } else {
             None
@@ -177,53 +204,86 @@ mod tests {
     #[test]
     fn security_properties_are_read_like_librdkafka_or_refused_with_a_reason() {
         // 1. Nothing set: PLAINTEXT, librdkafka's default.
-        let s = Security::from_properties([]).unwrap();
+        let s = Security::from_properties([], None).unwrap();
         assert!(s.tls.is_none() && s.sasl.is_none());
         // 2. Mutual TLS with an encrypted key; hostname checked by default.
-        let s = Security::from_properties([
-            ("security.protocol", "SSL"),
-            ("ssl.ca.location", "/ca.pem"),
-            ("ssl.certificate.location", "/c.pem"),
-            ("ssl.key.location", "/k.pem"),
-            ("ssl.key.password", "x"),
-        ])
+        let s = Security::from_properties(
+            [
+                ("security.protocol", "SSL"),
+                ("ssl.ca.location", "/ca.pem"),
+                ("ssl.certificate.location", "/c.pem"),
+                ("ssl.key.location", "/k.pem"),
+                ("ssl.key.password", "x"),
+            ],
+            None,
+        )
         .unwrap();
         let tls = s.tls.unwrap();
         assert_eq!(tls.key_password.as_deref(), Some("x"));
         assert!(tls.verify_hostname && s.sasl.is_none());
         // 3. SASL_SSL with SCRAM-SHA-512, spelled in lower case, hostname check off.
-        let s = Security::from_properties([
-            ("security.protocol", "sasl_ssl"),
-            ("sasl.mechanisms", "scram-sha-512"),
-            ("sasl.username", "u"),
-            ("sasl.password", "p"),
-            ("ssl.endpoint.identification.algorithm", "none"),
-        ])
+        let s = Security::from_properties(
+            [
+                ("security.protocol", "sasl_ssl"),
+                ("sasl.mechanisms", "scram-sha-512"),
+                ("sasl.username", "u"),
+                ("sasl.password", "p"),
+                ("ssl.endpoint.identification.algorithm", "none"),
+            ],
+            None,
+        )
         .unwrap();
         assert_eq!(s.sasl.as_ref().unwrap().mechanism, Mechanism::ScramSha512);
         assert!(!s.tls.unwrap().verify_hostname);
         // 4. SASL without a mechanism is GSSAPI in librdkafka: refused, saying so.
-        let e = Security::from_properties([("security.protocol", "SASL_PLAINTEXT")]).unwrap_err();
+        let e =
+            Security::from_properties([("security.protocol", "SASL_PLAINTEXT")], None).unwrap_err();
         assert!(e.contains("GSSAPI"), "{e}");
-        // 5. OAUTHBEARER needs librdkafka's token source.
-        let e = Security::from_properties([
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanism", "OAUTHBEARER"),
-        ])
+        // 5. OAUTHBEARER without a token source: refused, saying so; with OIDC, its own.
+        let e = Security::from_properties(
+            [
+                ("security.protocol", "SASL_SSL"),
+                ("sasl.mechanism", "OAUTHBEARER"),
+            ],
+            None,
+        )
         .unwrap_err();
-        assert!(e.contains("OAUTHBEARER"), "{e}");
+        assert!(e.contains("OAUTHBEARER without a token source"), "{e}");
+        let oidc = [
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanism", "OAUTHBEARER"),
+            ("sasl.oauthbearer.method", "oidc"),
+            ("sasl.oauthbearer.token.endpoint.url", "http://idp/token"),
+            ("sasl.oauthbearer.client.id", "id"),
+            ("sasl.oauthbearer.client.secret", "s"),
+        ];
+        let s = Security::from_properties(oidc, None).unwrap();
+        let sasl = s.sasl.unwrap();
+        assert_eq!(sasl.mechanism, Mechanism::OauthBearer);
+        assert!(sasl.tokens.is_some() && s.tls.is_none());
+        // 5b. An OIDC property librdkafka has that the native path does not read (a JWT
+        // bearer grant) keeps the cluster on librdkafka.
+        let jwt_bearer = (
+            "sasl.oauthbearer.grant.type",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        );
+        let e = Security::from_properties(oidc.into_iter().chain([jwt_bearer]), None).unwrap_err();
+        assert!(e.contains("sasl.oauthbearer.grant.type"), "{e}");
         // 6. A security property the native path does not read is never dropped silently.
-        let e = Security::from_properties([("ssl.key.pem", "...")]).unwrap_err();
+        let e = Security::from_properties([("ssl.key.pem", "...")], None).unwrap_err();
         assert!(e.contains("ssl.key.pem"), "{e}");
         // 7. Tuning properties are librdkafka's own business.
-        assert!(Security::from_properties([("socket.timeout.ms", "1000")]).is_ok());
+        assert!(Security::from_properties([("socket.timeout.ms", "1000")], None).is_ok());
         // 8. The debug form never shows the password.
-        let s = Security::from_properties([
-            ("security.protocol", "SASL_PLAINTEXT"),
-            ("sasl.mechanism", "PLAIN"),
-            ("sasl.username", "u"),
-            ("sasl.password", "hunter2"),
-        ])
+        let s = Security::from_properties(
+            [
+                ("security.protocol", "SASL_PLAINTEXT"),
+                ("sasl.mechanism", "PLAIN"),
+                ("sasl.username", "u"),
+                ("sasl.password", "hunter2"),
+            ],
+            None,
+        )
         .unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
     }
