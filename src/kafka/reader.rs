@@ -1,7 +1,9 @@
 //! Record timestamps at given offsets, for time lag (PRODUCT.md §3, §4). One consumer per
 //! cluster with `assign()`ed partitions, so librdkafka batches the reads into Fetch requests per
-//! leader; it never commits. Offsets of one partition are read in rounds, one offset per
-//! partition per round.
+//! leader; it never commits. Offsets of one partition are read in rounds: a round starts at
+//! the partition's lowest offset still unread and consumes forward, answering every offset it
+//! passes, up to the last of a run of offsets each within [`SAME_PASS_GAP`] of the one before
+//! (groups reading one partition usually sit close together); farther offsets get later rounds.
 //!
 //! A read may find no record before the head: between the offset and the head there are only
 //! transaction markers (or, under `read_committed`, aborted records), which a consumer never
@@ -9,7 +11,7 @@
 //! fetcher stops at the last stable offset), so each partition gets its own queue and the
 //! partition's end-of-partition event, which names the partition, ends its read.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,7 +84,7 @@ impl TimestampReader {
         timeout: Duration,
         errors: &mut Vec<StageError>,
     ) -> TimestampsRead {
-        // Offsets to read per partition, in order.
+        // Offsets to read per partition, in order, each once.
         let mut by_partition: BTreeMap<(Arc<str>, i32), Vec<i64>> = BTreeMap::new();
         for r in reads {
             by_partition
@@ -90,17 +92,30 @@ impl TimestampReader {
                 .or_default()
                 .push(r.offset);
         }
-        let rounds = by_partition.values().map(Vec::len).max().unwrap_or(0);
+        for offsets in by_partition.values_mut() {
+            offsets.sort_unstable();
+            offsets.dedup();
+        }
+        // Per partition, how many of its offsets earlier rounds covered.
+        let mut done: Vec<usize> = vec![0; by_partition.len()];
         let mut found: HashMap<(Arc<str>, i32, i64), Found> = HashMap::new();
         // A Fetch Kafka refused (no Read ACL on a topic): the records never come, so the unread
         // reads are reported with that refusal rather than as a timeout.
         let mut refused: Option<KafkaCallError> = None;
         let deadline = Instant::now() + timeout;
-        for round in 0..rounds {
-            let wanted: HashMap<(&str, i32), i64> = by_partition
+        loop {
+            let wanted: HashMap<(&str, i32), &[i64]> = by_partition
                 .iter()
-                .filter_map(|((t, p), offsets)| Some(((t.as_ref(), *p), *offsets.get(round)?)))
+                .zip(done.iter_mut())
+                .filter_map(|(((t, p), offsets), done)| {
+                    let run = same_pass(offsets.get(*done..)?);
+                    *done += run.len();
+                    (!run.is_empty()).then_some(((t.as_ref(), *p), run))
+                })
                 .collect();
+            if wanted.is_empty() {
+                break;
+            }
             if let Err(e) = self.read_round(&wanted, deadline, timeout, &mut found, &mut refused) {
                 let broker = leaders.common(wanted.keys().copied());
                 errors.push(StageError::new(Stage::ReadTimestamps, broker, e));
@@ -153,15 +168,21 @@ impl TimestampReader {
 
     fn read_round(
         &self,
-        wanted: &HashMap<(&str, i32), i64>,
+        wanted: &HashMap<(&str, i32), &[i64]>,
         deadline: Instant,
         timeout: Duration,
         found: &mut HashMap<(Arc<str>, i32, i64), Found>,
         refused: &mut Option<KafkaCallError>,
     ) -> Result<(), CollectError> {
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in wanted {
-            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+        // The offset goes on the element just added: rdkafka's `add_partition_offset` finds it
+        // again by a linear scan of string compares, O(n²) over the list.
+        let mut tpl = TopicPartitionList::with_capacity(wanted.len());
+        for ((topic, partition), offsets) in wanted {
+            let Some(&first) = offsets.first() else {
+                continue;
+            };
+            tpl.add_partition(topic, *partition)
+                .set_offset(Offset::Offset(first))
                 .map_err(|e| CollectError::Partition {
                     topic: topic.to_string(),
                     partition: *partition,
@@ -171,9 +192,11 @@ impl TimestampReader {
         self.consumer
             .assign(&tpl)
             .map_err(|e| KafkaCallError::from_rdkafka(Request::Assign, e, timeout))?;
-        let mut pending: HashMap<(String, i32), i64> = wanted
+        // The offsets of each partition still unanswered, in order.
+        let mut pending: HashMap<(String, i32), VecDeque<i64>> = wanted
             .iter()
-            .map(|((t, p), o)| ((t.to_string(), *p), *o))
+            .filter(|(_, offsets)| !offsets.is_empty())
+            .map(|((t, p), offsets)| ((t.to_string(), *p), offsets.iter().copied().collect()))
             .collect();
         // After assign() (which undoes earlier splits): one queue per partition, so that an
         // end-of-partition event, which carries only the partition id, is known by its topic.
@@ -206,8 +229,9 @@ impl TimestampReader {
                 while pending.contains_key(key) {
                     match queue.poll(Duration::ZERO) {
                         Some(Ok(message)) => take_record(&message, &mut pending, found),
+                        // No record before the head: none for any offset left of the partition.
                         Some(Err(KafkaError::PartitionEOF(_))) => {
-                            if let Some(target) = pending.remove(key) {
+                            for target in pending.remove(key).unwrap_or_default() {
                                 found.insert(
                                     (Arc::from(key.0.as_str()), key.1, target),
                                     Found::NoRecord,
@@ -231,6 +255,20 @@ impl TimestampReader {
     }
 }
 
+/// Offsets farther than this past the previous offset of their partition wait for a round of
+/// their own rather than have the records between them consumed.
+const SAME_PASS_GAP: i64 = 256;
+
+/// The first offsets of `offsets` (sorted) that one round reads in a single pass: each within
+/// [`SAME_PASS_GAP`] of the one before.
+fn same_pass(offsets: &[i64]) -> &[i64] {
+    let len = offsets
+        .windows(2)
+        .position(|w| w[1] - w[0] > SAME_PASS_GAP)
+        .map_or(offsets.len(), |i| i + 1);
+    &offsets[..len]
+}
+
 /// Codes of a request Kafka refused for want of an ACL: retrying cannot help.
 fn is_authorization(code: RDKafkaErrorCode) -> bool {
     matches!(
@@ -250,25 +288,64 @@ enum Found {
     NoRecord,
 }
 
-/// Takes `message` as the answer of its partition's pending read when it lies at or after the
-/// offset asked for (earlier ones are the rest of a batch the fetch started in).
+/// Takes `message` as the answer of every pending read of its partition at or before its offset:
+/// records arrive in offset order, so it is the first record at or after each of them (earlier
+/// records are the rest of a batch the fetch started in).
 fn take_record(
     message: &BorrowedMessage<'_>,
-    pending: &mut HashMap<(String, i32), i64>,
+    pending: &mut HashMap<(String, i32), VecDeque<i64>>,
     found: &mut HashMap<(Arc<str>, i32, i64), Found>,
 ) {
     let key = (message.topic().to_string(), message.partition());
-    let Some(&target) = pending.get(&key) else {
+    let Some(targets) = pending.get_mut(&key) else {
         return;
     };
-    if message.offset() < target {
-        return;
+    let timestamp = message.timestamp().to_millis();
+    while let Some(&target) = targets.front() {
+        if message.offset() < target {
+            break;
+        }
+        targets.pop_front();
+        if let Some(ts) = timestamp {
+            found.insert(
+                (Arc::from(key.0.as_str()), key.1, target),
+                Found::Timestamp(ts),
+            );
+        }
     }
-    if let Some(ts) = message.timestamp().to_millis() {
-        found.insert(
-            (Arc::from(key.0.as_str()), key.1, target),
-            Found::Timestamp(ts),
-        );
+    if targets.is_empty() {
+        pending.remove(&key);
     }
-    pending.remove(&key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_reads_a_run_of_close_offsets_and_leaves_far_ones_for_later() {
+        // (sorted offsets, the run of the first round, why)
+        let cases: [(&[i64], &[i64], &str); 5] = [
+            (&[], &[], "1: nothing to read"),
+            (&[7], &[7], "2: one offset"),
+            (
+                &[10, 40, 296],
+                &[10, 40, 296],
+                "3: each within the gap of the one before",
+            ),
+            (
+                &[10, 267, 300],
+                &[10],
+                "4: the second is past the gap: it waits",
+            ),
+            (
+                &[0, 256, 512, 10_000],
+                &[0, 256, 512],
+                "5: a chain; the far one waits",
+            ),
+        ];
+        for (offsets, run, why) in cases {
+            assert_eq!(same_pass(offsets), run, "{why}");
+        }
+    }
 }

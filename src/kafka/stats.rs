@@ -4,6 +4,7 @@
 //! `statistics.interval.ms` on the handle's main queue. The counter here adds each report's
 //! deltas, so `lagwatch_kafka_requests_total` survives reconnects and handle re-creation.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::Statistics;
+use serde::Deserialize;
 
 use super::msk_iam::MskIamTokenSource;
 use super::oauth::{Method, TokenSource};
@@ -23,6 +24,24 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+/// The part of a librdkafka statistics report the request counter needs.
+#[derive(Deserialize)]
+struct RequestStats<'a> {
+    #[serde(borrow, default)]
+    brokers: HashMap<Cow<'a, str>, BrokerRequests<'a>>,
+}
+
+#[derive(Deserialize)]
+struct BrokerRequests<'a> {
+    /// `host:port/id`.
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    nodeid: i32,
+    /// Cumulative requests sent, by request type.
+    #[serde(borrow, default)]
+    req: HashMap<Cow<'a, str>, i64>,
 }
 
 /// Cumulative requests per broker label: the node id, or `bootstrap` for bootstrap connections.
@@ -58,6 +77,27 @@ impl RequestCounter {
             };
             *self.totals.entry(label).or_insert(0) += delta;
         }
+    }
+
+    /// Adds one librdkafka statistics report (JSON) of `handle`.
+    pub fn observe_statistics(
+        &mut self,
+        handle: &'static str,
+        statistics: &[u8],
+    ) -> Result<(), serde_json::Error> {
+        let report: RequestStats<'_> = serde_json::from_slice(statistics)?;
+        self.observe(
+            handle,
+            report.brokers.values().map(|b| {
+                let requests: i64 = b.req.values().sum();
+                (
+                    b.name.as_ref(),
+                    b.nodeid,
+                    u64::try_from(requests).unwrap_or(0),
+                )
+            }),
+        );
+        Ok(())
     }
 
     /// Adds requests lagwatch's own protocol path sent to the broker labelled `label` (a node
@@ -143,20 +183,16 @@ impl ClientContext for StatsContext {
         })
     }
 
-    fn stats(&self, statistics: Statistics) {
-        let brokers = statistics.brokers.values().map(|b| {
-            let requests: i64 = b.req.values().sum();
-            (
-                b.name.as_str(),
-                b.nodeid,
-                u64::try_from(requests).unwrap_or(0),
-            )
-        });
+    // Only the per-broker request counts are read: the rest of a report (every topic and
+    // partition the handle knows, thousands of them on a big cluster) is skipped, not built.
+    fn stats_raw(&self, statistics: &[u8]) {
         let mut counter = match self.requests.lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         };
-        counter.observe(self.handle, brokers);
+        if let Err(e) = counter.observe_statistics(self.handle, statistics) {
+            tracing::warn!(cluster = self.cluster.as_str(), error = %e, "unreadable librdkafka statistics");
+        }
     }
 
     fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
@@ -219,5 +255,27 @@ mod tests {
         c.add("bootstrap", 1);
         assert_eq!(c.totals().get("111"), Some(&21));
         assert_eq!(c.totals().get("bootstrap"), Some(&6));
+    }
+
+    #[test]
+    fn a_statistics_report_counts_the_requests_of_each_broker_and_skips_the_rest() {
+        let report = br#"{"name": "rdkafka#consumer-1", "ts": 1, "msg_cnt": 0,
+            "brokers": {
+                "h:9092/bootstrap": {"name": "h:9092/bootstrap", "nodeid": -1,
+                    "req": {"Metadata": 2, "ApiVersion": 1}, "rtt": {"min": 0}},
+                "h:9092/7": {"name": "h:9092/7", "nodeid": 7, "state": "UP",
+                    "req": {"ListOffsets": 8, "Fetch": 3}, "toppars": {"t-0": {"partition": 0}}}},
+            "topics": {"t": {"topic": "t", "partitions": {"0": {"partition": 0, "hi_offset": 9}}}}}"#;
+        let mut c = RequestCounter::default();
+        c.observe_statistics("admin", report).unwrap();
+        assert_eq!(c.totals().get("bootstrap"), Some(&3));
+        assert_eq!(c.totals().get("7"), Some(&11));
+        assert_eq!(c.totals().len(), 2);
+        // Broker names with JSON escapes are read too; a report that is no JSON is an error.
+        let escaped =
+            br#"{"brokers": {"h\/x": {"name": "h:9092\/7", "nodeid": 7, "req": {"Fetch": 12}}}}"#;
+        c.observe_statistics("admin", escaped).unwrap();
+        assert_eq!(c.totals().get("7"), Some(&12));
+        assert!(c.observe_statistics("admin", b"{").is_err());
     }
 }

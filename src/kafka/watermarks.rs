@@ -310,7 +310,7 @@ fn leader_watermarks(
 ) -> Result<Watermarks, StageError> {
     let mut out = Watermarks::new();
     for chunk in topics.chunks(TOPICS_PER_LIST_OFFSETS) {
-        let mut earliest = list_offsets(
+        let earliest = list_offsets(
             consumer,
             leaders,
             chunk,
@@ -324,29 +324,29 @@ fn leader_watermarks(
             Request::ListOffsetsLatest,
             timeout,
         )?;
-        for (key, high) in latest {
-            let low = earliest.remove(&key).unwrap_or_else(|| {
-                Err(CollectError::NoOffset {
-                    request: Request::ListOffsetsEarliest,
-                    topic: key.0.clone(),
-                    partition: key.1,
-                })
-            });
-            out.insert(key, (low, high));
+        let partitions = chunk
+            .iter()
+            .flat_map(|(t, ids)| ids.iter().map(move |&p| (t, p)));
+        for (((topic, p), low), high) in partitions.zip(earliest).zip(latest) {
+            out.insert((topic.clone(), p), (low, high));
         }
     }
     Ok(out)
 }
 
-/// One ListOffsets call for every partition of `topics`: the offset or error per partition.
-#[allow(clippy::type_complexity)]
+/// One ListOffsets call for every partition of `topics`: the offset or error of each partition,
+/// in the order of `topics` and their partition ids.
+///
+/// The list is built by setting the offset on the element just added and read back by index:
+/// rdkafka's `add_partition_offset` and `find_partition` find an element by a linear scan of
+/// string compares, which makes a list of n partitions cost O(n²).
 fn list_offsets(
     consumer: &BaseConsumer<StatsContext>,
     leaders: &Leaders,
     topics: &[(String, Vec<i32>)],
     request: Request,
     timeout: Duration,
-) -> Result<HashMap<(String, i32), Result<i64, CollectError>>, StageError> {
+) -> Result<Vec<Result<i64, CollectError>>, StageError> {
     let spec = match request {
         Request::ListOffsetsEarliest => Offset::Beginning,
         _ => Offset::End,
@@ -356,9 +356,9 @@ fn list_offsets(
             .iter()
             .flat_map(|(t, ids)| ids.iter().map(move |&p| (t.as_str(), p)))
     };
-    let mut tpl = TopicPartitionList::new();
+    let mut tpl = TopicPartitionList::with_capacity(partitions().count());
     for (topic, p) in partitions() {
-        tpl.add_partition_offset(topic, p, spec).map_err(|e| {
+        tpl.add_partition(topic, p).set_offset(spec).map_err(|e| {
             StageError::new(
                 Stage::ListOffsets,
                 leaders.of(topic, p),
@@ -371,7 +371,7 @@ fn list_offsets(
         })?;
     }
     if tpl.count() == 0 {
-        return Ok(HashMap::new());
+        return Ok(Vec::new());
     }
     let answer = consumer.offsets_for_times(tpl, timeout).map_err(|e| {
         StageError::new(
@@ -380,26 +380,35 @@ fn list_offsets(
             KafkaCallError::from_rdkafka(request, e, timeout),
         )
     })?;
-    Ok(answer
-        .elements()
-        .iter()
-        .map(|e| {
-            let (topic, partition) = (e.topic().to_string(), e.partition());
-            let value = match (e.error(), e.offset()) {
+    // librdkafka answers in the list it was given: same elements, same order.
+    let elements = answer.elements();
+    Ok(partitions()
+        .enumerate()
+        .map(|(i, (topic, partition))| {
+            let Some(e) = elements
+                .get(i)
+                .filter(|e| e.partition() == partition && e.topic() == topic)
+            else {
+                return Err(CollectError::NoOffset {
+                    request,
+                    topic: topic.to_string(),
+                    partition,
+                });
+            };
+            match (e.error(), e.offset()) {
                 (Err(err), _) => Err(CollectError::Partition {
-                    topic: topic.clone(),
+                    topic: topic.to_string(),
                     partition,
                     source: KafkaCallError::from_rdkafka(request, err, timeout),
                 }),
                 (Ok(()), Offset::Offset(o)) if o >= 0 => Ok(o),
                 (Ok(()), other) => Err(CollectError::UnexpectedOffset {
                     request,
-                    topic: topic.clone(),
+                    topic: topic.to_string(),
                     partition,
                     offset: format!("{other:?}"),
                 }),
-            };
-            ((topic, partition), value)
+            }
         })
         .collect())
 }
