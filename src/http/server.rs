@@ -335,6 +335,11 @@ impl Served {
                     }
                 }
                 _ = self.closing.wait_for(|c| *c), if !closing => {
+                    // Shutdown: a request in flight is answered, then the connection closes;
+                    // a connection without one (even with half its headers) closes now.
+                    if connection.state().in_flight.is_none() {
+                        break;
+                    }
                     closing = true;
                     http.as_mut().graceful_shutdown();
                 }
@@ -427,5 +432,210 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Metered<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::cluster_state::ClusterState;
+    use crate::config::Granularity;
+    use crate::http::Exposition;
+    use crate::metrics::{self, RenderSettings};
+
+    /// Only to keep a broken test from hanging: no outcome depends on it.
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    struct Server {
+        addr: SocketAddr,
+        scrapes: Histogram,
+        stop: Option<tokio::sync::oneshot::Sender<()>>,
+        serving: tokio::task::JoinHandle<io::Result<()>>,
+    }
+
+    /// The HTTP server on a free port, serving the render of one cluster not polled yet.
+    async fn start(limits: HttpLimits) -> Server {
+        let scrapes = metrics::scrape_duration_histogram();
+        let settings = RenderSettings {
+            granularity: Granularity::Topic,
+            max_series: 100,
+            version: "0.1.0",
+            revision: "test".into(),
+            compat_kafka_lag_exporter: false,
+            shard_zero: true,
+            config_reload: None,
+            scrape_duration: scrapes.clone(),
+        };
+        let rendered = metrics::render(&[ClusterState::new("a")], &settings);
+        let exposition = Arc::new(Exposition::new(rendered, 1, scrapes.clone()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(crate::http::serve(
+            listener,
+            exposition,
+            None,
+            None,
+            limits,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Server {
+            addr,
+            scrapes,
+            stop: Some(stop),
+            serving,
+        }
+    }
+
+    impl Server {
+        async fn shut_down(mut self) {
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            let stopped = tokio::time::timeout(PATIENCE, self.serving).await;
+            assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
+        }
+    }
+
+    /// A gzip scrape on a new connection: status line and decompressed body.
+    async fn scrape(addr: SocketAddr) -> (String, String) {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("answered")
+            .expect("read");
+        let split = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("a head");
+        let head = String::from_utf8_lossy(&raw[..split]).to_string();
+        let mut body = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&raw[split + 4..]),
+            &mut body,
+        )
+        .expect("gzip body");
+        (head.lines().next().unwrap_or_default().to_string(), body)
+    }
+
+    /// Whether the server closed `stream` without answering: it reads end of stream (or a
+    /// reset) before any byte.
+    async fn closed_unanswered(stream: &mut TcpStream) -> bool {
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(PATIENCE, stream.read(&mut buf)).await {
+            Ok(Ok(0)) => true,
+            Ok(Err(e)) => e.kind() == io::ErrorKind::ConnectionReset,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+
+    /// The `_count` of a histogram, as exposed.
+    fn observations(histogram: &Histogram) -> u64 {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("h", "", histogram.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text.lines()
+            .find_map(|l| l.strip_prefix("h_count "))
+            .and_then(|n| n.parse().ok())
+            .expect("a count")
+    }
+
+    const HALF_REQUEST: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept: te";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_and_half_request_connections_never_keep_a_scrape_out() {
+        // A timeout far beyond the test: only eviction can make room.
+        let server = start(HttpLimits {
+            request_timeout: Duration::from_secs(3600),
+            max_connections: 4,
+        })
+        .await;
+        // 4 silent connections fill the slots, then 4 slowloris half requests arrive.
+        let mut connections = Vec::new();
+        for i in 0..8 {
+            let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+            if i >= 4 {
+                stream.write_all(HALF_REQUEST).await.expect("write");
+            }
+            connections.push(stream);
+        }
+        let (status, body) = scrape(server.addr).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(
+            body.contains("\nlagwatch_kafka_up{cluster=\"a\"} 0\n"),
+            "{body}"
+        );
+        // Each of the 5 connections accepted at the limit closed the oldest idle one: the 4
+        // silent ones, then the first half request.
+        for (i, stream) in connections.iter_mut().take(5).enumerate() {
+            assert!(closed_unanswered(stream).await, "connection {i} closed");
+        }
+        assert_eq!(observations(&server.scrapes), 1, "the scrape was timed");
+        server.shut_down().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_without_a_whole_request_in_time_are_closed() {
+        let server = start(HttpLimits {
+            request_timeout: Duration::from_millis(200),
+            max_connections: 16,
+        })
+        .await;
+        let mut silent = TcpStream::connect(server.addr).await.expect("connect");
+        let mut half = TcpStream::connect(server.addr).await.expect("connect");
+        half.write_all(HALF_REQUEST).await.expect("write");
+        assert!(closed_unanswered(&mut silent).await, "silent connection");
+        assert!(closed_unanswered(&mut half).await, "half request");
+        // A whole request is still answered, and only it is timed.
+        let (status, _) = scrape(server.addr).await;
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(observations(&server.scrapes), 1);
+        server.shut_down().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keep_alive_scrapes_are_each_timed_and_uncompressed_bodies_stream_whole() {
+        let server = start(HttpLimits::default()).await;
+        let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+        // Two requests on one connection, the second without gzip.
+        stream
+            .write_all(
+                b"GET /metrics HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n\
+                  GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+            .await
+            .expect("answered")
+            .expect("read");
+        let text = String::from_utf8_lossy(&raw);
+        assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 2, "{text}");
+        let (_, plain) = text.rsplit_once("\r\n\r\n").expect("second body");
+        assert!(plain.starts_with("# HELP "), "{plain}");
+        assert!(plain.ends_with("lagwatch_build_info{version=\"0.1.0\",revision=\"test\"} 1\n"));
+        let length = text
+            .rsplit_once("content-length: ")
+            .and_then(|(_, rest)| rest.split("\r\n").next())
+            .and_then(|n| n.parse::<usize>().ok());
+        assert_eq!(length, Some(plain.len()), "exact Content-Length");
+        assert_eq!(observations(&server.scrapes), 2);
+        server.shut_down().await;
     }
 }
