@@ -310,9 +310,10 @@ impl Served {
                 Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, connection })))
             }
         });
-        let http =
-            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service);
-        tokio::pin!(http);
+        // Boxed so that it can be dropped (the socket closed) before the slot is given back.
+        let mut http = Box::pin(
+            hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), service),
+        );
         let mut closing = false;
         loop {
             let deadline = connection.state().deadline;
