@@ -357,7 +357,10 @@ impl Compressor {
     }
 
     fn finish(self) -> std::io::Result<Encoding> {
-        Ok(Encoding::new(self.gzip.finish()?.into(), self.len))
+        let mut gzip = self.gzip.finish()?;
+        // Served until the next render: give back what the size hint over-reserved.
+        gzip.shrink_to_fit();
+        Ok(Encoding::new(gzip.into(), self.len))
     }
 }
 
