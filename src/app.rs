@@ -75,6 +75,7 @@ impl Shared {
         let exposition = Arc::new(Exposition::new(
             metrics::render(&states, &settings),
             states.len(),
+            settings.scrape_duration.clone(),
         ));
         exposition.publish_page(status_page::render(&states, SystemTime::now()));
         let loops = (0..states.len() as LoopId).collect();
@@ -123,9 +124,11 @@ impl Shared {
     /// After a reload: the clusters become `entries` (loop, name, interval), in order. An entry
     /// whose loop is already running keeps its state; a new loop's starts empty. Renders with
     /// `settings` from now on.
-    fn reconfigure(&self, entries: Vec<(LoopId, String, Duration)>, settings: RenderSettings) {
+    fn reconfigure(&self, entries: Vec<(LoopId, String, Duration)>, mut settings: RenderSettings) {
         {
             let mut guard = self.lock();
+            // The HTTP server observes into the histogram it was given at start.
+            settings.scrape_duration = guard.settings.scrape_duration.clone();
             let clusters = &mut *guard;
             let mut old: Vec<(LoopId, ClusterState)> = clusters
                 .loops
@@ -339,6 +342,7 @@ fn render_settings(config: &Config) -> RenderSettings {
             successful: true,
             last_success: SystemTime::now(),
         }),
+        scrape_duration: metrics::scrape_duration_histogram(),
     }
 }
 
@@ -406,6 +410,9 @@ impl Changes {
         }
         if old.web_config_file != new.web_config_file {
             need_restart.push("web_config_file");
+        }
+        if old.web != new.web {
+            need_restart.push("web");
         }
         Changes {
             keep,
@@ -484,6 +491,7 @@ where
         exposition,
         server.security,
         server.reload_endpoint,
+        current.web,
         async move {
             let _ = server_stop_rx.wait_for(|stop| *stop).await;
         },

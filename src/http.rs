@@ -1,9 +1,12 @@
 //! HTTP: `/metrics` serves the buffer rendered after the last poll (no Kafka I/O on the scrape
 //! path), `/healthz` says the process is alive, `/readyz` says every cluster's first poll was
 //! attempted. A Kafka outage never makes the exporter unready: staleness is told by metrics.
-//! `security` adds TLS, basic authentication and headers from the web configuration file.
+//! `security` adds TLS, basic authentication and headers from the web configuration file;
+//! `server` accepts and serves connections within the limits of `web:` (request timeout,
+//! connection limit) and times scrapes.
 
 pub mod security;
+pub mod server;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,50 +19,37 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::config::HttpLimits;
 use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
-
-/// The four copies of the last render, held as `Bytes` so a scrape shares them instead of
-/// copying megabytes.
-#[derive(Debug, Default)]
-struct Served {
-    text: Bytes,
-    text_gzip: Bytes,
-    openmetrics: Bytes,
-    openmetrics_gzip: Bytes,
-}
-
-impl From<Rendered> for Served {
-    fn from(r: Rendered) -> Served {
-        Served {
-            text: Bytes::from(r.text),
-            text_gzip: Bytes::from(r.text_gzip),
-            openmetrics: Bytes::from(r.openmetrics),
-            openmetrics_gzip: Bytes::from(r.openmetrics_gzip),
-        }
-    }
-}
 
 /// What the HTTP server reads; written by the poll loops.
 pub struct Exposition {
-    rendered: RwLock<Arc<Served>>,
+    rendered: RwLock<Arc<Rendered>>,
     /// The `/` page, rendered with the metrics.
     page: RwLock<Arc<String>>,
     /// Clusters whose first poll has not been attempted yet.
     first_polls_pending: AtomicUsize,
+    /// `lagwatch_scrape_duration_seconds`, shared with the render.
+    scrape_duration: Histogram,
 }
 
 impl Exposition {
-    pub fn new(initial: Rendered, clusters: usize) -> Exposition {
+    /// `scrape_duration`: the histogram the render reads `lagwatch_scrape_duration_seconds`
+    /// from ([`crate::metrics::RenderSettings::scrape_duration`]).
+    pub fn new(initial: Rendered, clusters: usize, scrape_duration: Histogram) -> Exposition {
         Exposition {
-            rendered: RwLock::new(Arc::new(Served::from(initial))),
+            rendered: RwLock::new(Arc::new(initial)),
             page: RwLock::new(Arc::new(String::new())),
             first_polls_pending: AtomicUsize::new(clusters),
+            scrape_duration,
         }
     }
 
     /// Replaces the served buffer; scrapes in flight keep the one they took.
     pub fn publish(&self, rendered: Rendered) {
-        let rendered = Arc::new(Served::from(rendered));
+        let rendered = Arc::new(rendered);
         match self.rendered.write() {
             Ok(mut slot) => *slot = rendered,
             Err(poisoned) => *poisoned.into_inner() = rendered,
@@ -82,7 +72,7 @@ impl Exposition {
         }
     }
 
-    fn current(&self) -> Arc<Served> {
+    fn current(&self) -> Arc<Rendered> {
         match self.rendered.read() {
             Ok(slot) => slot.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
@@ -111,39 +101,41 @@ pub fn router(exposition: Arc<Exposition>) -> Router {
 }
 
 /// Serves the exposition on `listener` until `stop` completes, then finishes the requests in
-/// flight. With web settings: over TLS when they say so, with basic authentication and headers,
-/// following changes to their files.
+/// flight, within `limits` ([`server`]). With web settings: over TLS when they say so, with basic
+/// authentication and headers, following changes to their files.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     exposition: Arc<Exposition>,
     security: Option<Arc<security::WebSecurity>>,
     reload: Option<tokio::sync::mpsc::Sender<ReloadRequest>>,
+    limits: HttpLimits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let scrapes = exposition.scrape_duration.clone();
     let mut app = router(exposition);
     if let Some(reload) = reload {
         app = app.route("/-/reload", post(reload_now).with_state(reload));
     }
+    let slots = server::Slots::new(limits.max_connections);
     let Some(security) = security else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await;
+        let acceptor = server::Acceptor::Plain(listener);
+        return server::run(acceptor, slots, app, limits, scrapes, stop).await;
     };
     let app = app.layer(axum::middleware::from_fn_with_state(
         security.clone(),
         security::authenticate,
     ));
     let watcher = tokio::spawn(security.clone().watch());
-    let result = if security.tls() {
-        let listener = security::TlsListener::new(listener, security.clone())?;
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
+    let acceptor = if security.tls() {
+        server::Acceptor::Tls(security::TlsListener::new(
+            listener,
+            security.clone(),
+            slots.clone(),
+        )?)
     } else {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
+        server::Acceptor::Plain(listener)
     };
+    let result = server::run(acceptor, slots, app, limits, scrapes, stop).await;
     watcher.abort();
     result
 }
@@ -173,14 +165,18 @@ async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) 
     let rendered = exposition.current();
     let openmetrics = accepts(&headers, header::ACCEPT, "application/openmetrics-text");
     let gzip = accepts(&headers, header::ACCEPT_ENCODING, "gzip");
-    let (content_type, body) = match (openmetrics, gzip) {
-        (true, true) => (OPENMETRICS_CONTENT_TYPE, &rendered.openmetrics_gzip),
-        (true, false) => (OPENMETRICS_CONTENT_TYPE, &rendered.openmetrics),
-        (false, true) => (TEXT_CONTENT_TYPE, &rendered.text_gzip),
-        (false, false) => (TEXT_CONTENT_TYPE, &rendered.text),
+    let (content_type, encoding) = if openmetrics {
+        (OPENMETRICS_CONTENT_TYPE, &rendered.openmetrics)
+    } else {
+        (TEXT_CONTENT_TYPE, &rendered.text)
     };
-    // A reference-counted handle on the rendered buffer, not a copy.
-    let mut response = Response::new(Body::from(body.clone()));
+    let body = if gzip {
+        // A reference-counted handle on the rendered buffer, not a copy.
+        Body::from(encoding.gzip().clone())
+    } else {
+        Body::new(Gunzip::new(encoding))
+    };
+    let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
@@ -191,6 +187,70 @@ async fn metrics(State(exposition): State<Arc<Exposition>>, headers: HeaderMap) 
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
     response
+}
+
+/// An uncompressed `/metrics` body, decompressed from the gzip copy as the client reads it: the
+/// rare scraper that does not accept gzip costs CPU, never a whole uncompressed copy in memory.
+struct Gunzip {
+    decoder: flate2::read::GzDecoder<bytes::buf::Reader<Bytes>>,
+    /// Bytes not sent yet; the exact total is the `Content-Length`.
+    remaining: u64,
+}
+
+/// Bytes decompressed per frame: small enough to cost well under a millisecond on a worker
+/// thread, large enough that the client's reads, not frames, set the pace.
+const GUNZIP_FRAME: usize = 64 * 1024;
+
+impl Gunzip {
+    fn new(encoding: &crate::metrics::Encoding) -> Gunzip {
+        Gunzip {
+            decoder: encoding.decoder(),
+            remaining: encoding.len() as u64,
+        }
+    }
+}
+
+impl http_body::Body for Gunzip {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use std::io::Read as _;
+        if self.remaining == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        let want = usize::try_from(self.remaining).map_or(GUNZIP_FRAME, |r| r.min(GUNZIP_FRAME));
+        let mut frame = vec![0; want];
+        let mut filled = 0;
+        while filled < want {
+            match self.decoder.read(&mut frame[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return std::task::Poll::Ready(Some(Err(e))),
+            }
+        }
+        if filled < want {
+            // Shorter than its recorded length: a bug, and the response must not end short.
+            return std::task::Poll::Ready(Some(Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the exposition is shorter than its length",
+            ))));
+        }
+        self.remaining -= filled as u64;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(frame)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
 }
 
 /// Whether a header lists `token` with a non-zero quality.
@@ -259,7 +319,11 @@ mod tests {
 
     #[test]
     fn readiness_needs_every_cluster_polled_once() {
-        let e = Exposition::new(Rendered::default(), 2);
+        let e = Exposition::new(
+            Rendered::default(),
+            2,
+            crate::metrics::scrape_duration_histogram(),
+        );
         assert!(!e.ready());
         e.first_poll_attempted();
         assert!(!e.ready());

@@ -306,6 +306,7 @@ fn settings(compat_kafka_lag_exporter: bool) -> RenderSettings {
             successful: true,
             last_success: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         }),
+        scrape_duration: lagwatch::metrics::scrape_duration_histogram(),
     }
 }
 
@@ -407,11 +408,12 @@ fn promtool_check(text: &[u8]) {
 #[test]
 fn exposition_matches_golden_files_and_passes_promtool() {
     let rendered = metrics::render(&input(), &settings(false));
-    check_golden("exposition.txt", &rendered.text);
-    check_golden("exposition.om.txt", &rendered.openmetrics);
-    promtool_check(&rendered.text);
+    let text = rendered.text.decompress();
+    check_golden("exposition.txt", &text);
+    check_golden("exposition.om.txt", &rendered.openmetrics.decompress());
+    promtool_check(&text);
     // Every Kafka family of lagwatch has at least one series.
-    let text = std::str::from_utf8(&rendered.text).expect("UTF-8");
+    let text = std::str::from_utf8(&text).expect("UTF-8");
     assert_eq!(text.matches("# TYPE kafka_").count(), KAFKA_FAMILY_COUNT);
     assert_eq!((rendered.series, rendered.dropped), (SERIES, 0));
 }
@@ -421,10 +423,14 @@ fn exposition_matches_golden_files_and_passes_promtool() {
 #[test]
 fn compat_exposition_matches_golden_files_and_passes_promtool() {
     let rendered = metrics::render(&input(), &settings(true));
-    check_golden("exposition.compat.txt", &rendered.text);
-    check_golden("exposition.compat.om.txt", &rendered.openmetrics);
-    promtool_check(&rendered.text);
-    let text = std::str::from_utf8(&rendered.text).expect("UTF-8");
+    let text = rendered.text.decompress();
+    check_golden("exposition.compat.txt", &text);
+    check_golden(
+        "exposition.compat.om.txt",
+        &rendered.openmetrics.decompress(),
+    );
+    promtool_check(&text);
+    let text = std::str::from_utf8(&text).expect("UTF-8");
     assert_eq!(
         text.matches("# TYPE kafka_").count(),
         KAFKA_FAMILY_COUNT + COMPAT_FAMILY_COUNT
@@ -565,6 +571,7 @@ fn analytics_scenario_matches_golden_file_and_passes_promtool() {
         Event::MessagesEvicted { group, evicted: 800, .. } if group == "evicting"
     )));
     let rendered = metrics::render(&[lab], &settings(false));
-    check_golden("analytics-scenario.txt", &rendered.text);
-    promtool_check(&rendered.text);
+    let text = rendered.text.decompress();
+    check_golden("analytics-scenario.txt", &text);
+    promtool_check(&text);
 }

@@ -762,13 +762,13 @@ fn a_reload_keeps_only_clusters_whose_settings_are_unchanged() {
             names(&["a", "b"]),
             vec![],
         ),
-        // 5. listen and web_config_file change only at the next start.
+        // 5. listen, web_config_file and the HTTP limits change only at the next start.
         (
-            format!("listen: \"127.0.0.1:1\"\nweb_config_file: web.yml\n{base}"),
+            format!("listen: \"127.0.0.1:1\"\nweb_config_file: web.yml\nweb: {{max_connections: 8}}\n{base}"),
             names(&["a", "b"]),
             names(&[]),
             names(&[]),
-            vec!["listen", "web_config_file"],
+            vec!["listen", "web_config_file", "web"],
         ),
     ];
     for (i, (text, keep, stop, start, need_restart)) in cases.into_iter().enumerate() {

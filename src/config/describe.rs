@@ -51,6 +51,9 @@ impl Config {
         writeln!(out, "  inactive_after: {}", d(status.inactive_after))?;
         writeln!(out, "compat: [{}]", compat.join(", "))?;
         writeln!(out, "web_config_file: {web_config_file}")?;
+        writeln!(out, "web:")?;
+        writeln!(out, "  request_timeout: {}", d(self.web.request_timeout))?;
+        writeln!(out, "  max_connections: {}", self.web.max_connections)?;
         writeln!(out, "shard:")?;
         writeln!(out, "  index: {}", self.shard.index)?;
         writeln!(out, "  count: {}", self.shard.count)?;

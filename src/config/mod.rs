@@ -76,9 +76,38 @@ pub struct Config {
     /// Exporter-toolkit web config (TLS, basic auth); relative paths are resolved against the
     /// directory of the config file by [`Config::load`].
     pub web_config_file: Option<PathBuf>,
+    /// Limits of the HTTP server.
+    pub web: HttpLimits,
     pub shard: ShardConfig,
     /// At least one; names are unique and non-empty.
     pub clusters: Vec<ClusterConfig>,
+}
+
+/// Limits of the HTTP server (`web:`), so that idle, slow or stuck clients never hold up a scrape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with request_timeout and max_connections"
+)]
+pub struct HttpLimits {
+    /// A connection must send a request's headers within this long of opening (or of its
+    /// previous request), and each response must be written within this long of its request;
+    /// otherwise it is closed. Greater than zero.
+    #[serde(deserialize_with = "de_duration")]
+    pub request_timeout: Duration,
+    /// Connections open at once; at the limit, a new one closes the oldest connection with no
+    /// request in flight, or waits for one to finish. At least 1.
+    pub max_connections: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            request_timeout: Duration::from_secs(30),
+            max_connections: 128,
+        }
+    }
 }
 
 /// Budget and memory of the time-lag estimate (PRODUCT.md §4).
@@ -418,6 +447,8 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
     }
     non_zero("config_refresh", raw.config_refresh)?;
     non_zero("status.stop_after", raw.status.stop_after)?;
+    non_zero("web.request_timeout", raw.web.request_timeout)?;
+    at_least("web.max_connections", raw.web.max_connections, 1)?;
     at_least("max_series", raw.max_series, 1)?;
     at_least("offset_fetch_concurrency", raw.offset_fetch_concurrency, 1)?;
     at_least("time_lag.history", raw.time_lag.history, 2)?;
@@ -517,6 +548,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
         status: raw.status,
         compat,
         web_config_file: raw.web_config_file.map(|p| sources.resolve_path(&p)),
+        web: raw.web,
         shard: raw.shard,
         clusters,
     })

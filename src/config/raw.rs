@@ -1,5 +1,6 @@
 //! The file as written: serde structs that reject unknown keys, and the defaults of every key the
-//! typed sections ([`TimeLagConfig`], [`StatusConfig`], [`ShardConfig`]) do not default themselves.
+//! typed sections ([`TimeLagConfig`], [`StatusConfig`], [`ShardConfig`], [`HttpLimits`]) do not
+//! default themselves.
 //! Nothing here checks values against each other; `validate` in the parent module does.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -11,7 +12,9 @@ use serde::Deserialize;
 
 use super::scalars::{de_duration, de_listen, de_opt_duration, Pattern};
 use super::secrets::RawKafka;
-use super::{Compat, Granularity, Isolation, Selector, ShardConfig, StatusConfig, TimeLagConfig};
+use super::{
+    Compat, Granularity, HttpLimits, Isolation, Selector, ShardConfig, StatusConfig, TimeLagConfig,
+};
 
 /// Selector lists used where the file leaves one out.
 const DEFAULT_INCLUDE: &[&str] = &[".*"];
@@ -41,6 +44,7 @@ pub(super) struct RawConfig {
     pub(super) status: StatusConfig,
     pub(super) compat: Vec<Compat>,
     pub(super) web_config_file: Option<PathBuf>,
+    pub(super) web: HttpLimits,
     pub(super) shard: ShardConfig,
     /// Defaults to empty only so that validation reports the missing list in its own words.
     pub(super) clusters: Vec<RawCluster>,
@@ -61,6 +65,7 @@ impl Default for RawConfig {
             status: StatusConfig::default(),
             compat: Vec::new(),
             web_config_file: None,
+            web: HttpLimits::default(),
             shard: ShardConfig::default(),
             clusters: Vec::new(),
         }

@@ -113,6 +113,13 @@ fn assert_defaults(config: &Config) {
     );
     assert_eq!(config.compat, vec![]);
     assert_eq!(config.web_config_file, None);
+    assert_eq!(
+        config.web,
+        HttpLimits {
+            request_timeout: Duration::from_secs(30),
+            max_connections: 128,
+        }
+    );
     assert_eq!(config.shard, ShardConfig { index: 0, count: 1 });
     for cluster in &config.clusters {
         assert_eq!(
@@ -256,6 +263,7 @@ fn example_and_docs_show_every_key() {
         ("time_lag", yaml("time_lag: {zz_probe: 1}", "")),
         ("status", yaml("status: {zz_probe: 1}", "")),
         ("shard", yaml("shard: {zz_probe: 1}", "")),
+        ("web", yaml("web: {zz_probe: 1}", "")),
         ("cluster", yaml("", "zz_probe: 1")),
         ("selector", yaml("", "groups: {zz_probe: 1}")),
         ("aws_msk_iam", yaml("", "aws_msk_iam: {zz_probe: 1}")),
@@ -411,6 +419,21 @@ fn bad_values_are_errors_naming_their_path() {
             "shard: {index: 3, count: 3}",
             "",
             "shard.index: must be less than shard.count (3), got 3",
+        ),
+        (
+            "web: {request_timeout: 0s}",
+            "",
+            "web.request_timeout: must be greater than zero",
+        ),
+        (
+            "web: {max_connections: 0}",
+            "",
+            "web.max_connections: must be at least 1, got 0",
+        ),
+        (
+            "web: {request_timeout: 10}",
+            "",
+            "web.request_timeout: invalid type: integer `10`, expected a duration such as \"30s\", \"5m\" or \"1h 30m\"",
         ),
         (
             "shard: {count: 0}",

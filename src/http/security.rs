@@ -5,7 +5,6 @@
 //! decided at start, since a listener cannot switch protocol under its clients.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
@@ -18,13 +17,14 @@ use axum::response::Response;
 use base64::Engine;
 use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::server::Slots;
 use crate::config::{ClientAuth, TlsServerConfig, TlsVersion, WebConfig};
 
 /// How often the web configuration file and its certificates are checked for changes.
@@ -342,15 +342,18 @@ fn check_password(
 
 /// A listener that completes the TLS handshake of each connection before the server sees it,
 /// with the certificates in force when the connection arrived. Handshakes run concurrently, so
-/// a slow or silent client holds up no one else.
+/// a slow or silent client holds up no one else; each holds a connection slot from the moment
+/// it is accepted.
 pub struct TlsListener {
-    local: SocketAddr,
-    accepted: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    accepted: mpsc::Receiver<(TlsStream<TcpStream>, OwnedSemaphorePermit)>,
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, security: Arc<WebSecurity>) -> io::Result<TlsListener> {
-        let local = listener.local_addr()?;
+    pub fn new(
+        listener: TcpListener,
+        security: Arc<WebSecurity>,
+        slots: Arc<Slots>,
+    ) -> io::Result<TlsListener> {
         let (tx, accepted) = mpsc::channel(64);
         tokio::spawn(async move {
             loop {
@@ -370,11 +373,15 @@ impl TlsListener {
                 let Some(acceptor) = security.current().acceptor.clone() else {
                     continue;
                 };
+                let permit = tokio::select! {
+                    permit = slots.acquire() => permit,
+                    _ = tx.closed() => return,
+                };
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
+                            let _ = tx.send((tls, permit)).await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
@@ -384,24 +391,16 @@ impl TlsListener {
                 });
             }
         });
-        Ok(TlsListener { local, accepted })
+        Ok(TlsListener { accepted })
     }
-}
 
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    /// The next connection whose handshake completed, with its slot.
+    pub async fn accept(&mut self) -> (TlsStream<TcpStream>, OwnedSemaphorePermit) {
         match self.accepted.recv().await {
             Some(accepted) => accepted,
             // The accepting task ended: no more connections, ever.
             None => std::future::pending().await,
         }
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.local)
     }
 }
 

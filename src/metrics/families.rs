@@ -544,6 +544,8 @@ pub(crate) enum ExporterRows {
     PollDuration,
     /// A single series without `cluster`, labels `version`, `revision`, value 1.
     BuildInfo,
+    /// The histogram of `/metrics` server times, without labels.
+    ScrapeDuration,
     /// A single series without labels, about the last load of the configuration file.
     ConfigReload(fn(&super::ConfigReload) -> Value),
 }
@@ -579,6 +581,13 @@ pub(crate) static EXPORTER_FAMILIES: &[ExporterFamily] = &[
         kind: Kind::Histogram,
         unit: Some("seconds"),
         rows: ExporterRows::PollDuration,
+    },
+    ExporterFamily {
+        name: "lagwatch_scrape_duration_seconds",
+        help: "Server time of /metrics requests, from the request's headers read to its last byte written to the socket, as of the last render.",
+        kind: Kind::Histogram,
+        unit: Some("seconds"),
+        rows: ExporterRows::ScrapeDuration,
     },
     ExporterFamily {
         name: "lagwatch_poll_errors",

@@ -4,8 +4,8 @@
 //! - `families`: the table of every family (name, type, unit, level, origin, rows); one entry
 //!   per family, kafka-lag-exporter's compatibility families included.
 //! - `guard`: the `max_series` guard, which drops whole levels of detail, finest first.
-//! - `encode`: a prometheus-client `Collector` over the reports, family by family, and the text,
-//!   OpenMetrics and gzip encodings.
+//! - `encode`: a prometheus-client `Collector` over the reports, family by family, encoded as
+//!   OpenMetrics and Prometheus text straight into their gzip copies, the only ones kept.
 //!
 //! `docs/metrics.md` documents every family, the granularity and guard rules and content
 //! negotiation; `docs/migration.md` the compatibility families.
@@ -16,7 +16,13 @@ mod guard;
 #[cfg(test)]
 mod tests;
 
+use std::io::Read as _;
 use std::time::UNIX_EPOCH;
+
+use bytes::buf::Reader;
+use bytes::{Buf as _, Bytes};
+use flate2::read::GzDecoder;
+use prometheus_client::metrics::histogram::Histogram;
 
 use crate::cluster_state::ClusterState;
 use crate::config::Granularity;
@@ -52,6 +58,21 @@ pub struct RenderSettings {
     /// `lagwatch_config_last_reload_*`: the outcome of the last load of the configuration file
     /// (start-up or reload); `None` renders neither family.
     pub config_reload: Option<ConfigReload>,
+    /// `lagwatch_scrape_duration_seconds`: the HTTP server observes into it (clones share
+    /// buckets, [`scrape_duration_histogram`]).
+    pub scrape_duration: Histogram,
+}
+
+/// Upper bounds of the `lagwatch_scrape_duration_seconds` buckets: a gzip scrape of 100,000
+/// series takes about a millisecond on loopback; a slow network or an uncompressed body
+/// takes longer.
+const SCRAPE_DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A histogram with the `lagwatch_scrape_duration_seconds` buckets (0.5 ms to 10 s).
+pub fn scrape_duration_histogram() -> Histogram {
+    Histogram::new(SCRAPE_DURATION_BUCKETS)
 }
 
 /// The last load of the configuration file, as Prometheus reports its own.
@@ -63,19 +84,69 @@ pub struct ConfigReload {
     pub last_success: std::time::SystemTime,
 }
 
-/// One render: the same series in both formats, each also gzipped.
+/// One render: the same series in both formats, each kept gzipped only (Prometheus asks for gzip;
+/// an uncompressed body is produced on demand from the gzip copy, [`Encoding::decoder`]).
 #[derive(Clone, Debug, Default)]
 pub struct Rendered {
     /// Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]).
-    pub text: Vec<u8>,
-    pub text_gzip: Vec<u8>,
+    pub text: Encoding,
     /// OpenMetrics text ([`OPENMETRICS_CONTENT_TYPE`]), ending with `# EOF`.
-    pub openmetrics: Vec<u8>,
-    pub openmetrics_gzip: Vec<u8>,
+    pub openmetrics: Encoding,
     /// Kafka series emitted, all clusters.
     pub series: usize,
     /// Kafka series left out by the `max_series` guard, all clusters.
     pub dropped: usize,
+}
+
+/// One encoding of a render, as its gzip copy (a reference-counted buffer: a scrape shares it).
+#[derive(Clone, Debug)]
+pub struct Encoding {
+    gzip: Bytes,
+    /// Length uncompressed, in bytes.
+    len: usize,
+}
+
+impl Encoding {
+    fn new(gzip: Bytes, len: usize) -> Encoding {
+        Encoding { gzip, len }
+    }
+
+    /// The gzip copy (`Content-Encoding: gzip`).
+    pub fn gzip(&self) -> &Bytes {
+        &self.gzip
+    }
+
+    /// Length of the exposition uncompressed, in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A reader of the exposition uncompressed, decompressing as it is read: an uncompressed
+    /// response streams from it without ever holding the whole text.
+    pub fn decoder(&self) -> GzDecoder<Reader<Bytes>> {
+        GzDecoder::new(self.gzip.clone().reader())
+    }
+
+    /// The exposition uncompressed, whole (tests and tools).
+    pub fn decompress(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        if let Err(e) = self.decoder().read_to_end(&mut out) {
+            // Our own gzip of memory: unreachable short of a bug.
+            tracing::error!(error = %e, "decompressing the exposition failed");
+        }
+        out
+    }
+}
+
+/// An empty exposition.
+impl Default for Encoding {
+    fn default() -> Encoding {
+        encoded_or_empty(b"")
+    }
 }
 
 /// Renders every cluster, family by family.
@@ -135,21 +206,21 @@ pub fn render(clusters: &[ClusterState], settings: &RenderSettings) -> Rendered 
         version: settings.version,
         revision: settings.revision.clone(),
         config_reload: settings.config_reload,
+        scrape_duration: settings.scrape_duration.clone(),
     };
     // About 100 bytes per partition-level series; the exporter families are a few KiB.
     let size_hint = series.saturating_mul(112).saturating_add(16 * 1024);
-    let (text, openmetrics) = match encode::encode(collector, size_hint) {
-        Ok(encoded) => (encoded.text.into_bytes(), encoded.openmetrics.into_bytes()),
+    let (openmetrics, text) = match encode::encode(collector, size_hint) {
+        Ok(encoded) => encoded,
         Err(std::fmt::Error) => {
-            // Writing to a String cannot fail and no family returns an error: unreachable in
-            // practice. Serve an empty exposition (so `up` vanishes and alerts fire) over a torn one.
+            // Compressing into memory cannot fail short of allocation failure and no family
+            // returns an error: unreachable in practice. Serve an empty exposition (so `up`
+            // vanishes and alerts fire) over a torn one.
             tracing::error!("encoding the exposition failed: serving an empty one");
-            (Vec::new(), b"# EOF\n".to_vec())
+            (encoded_or_empty(b"# EOF\n"), encoded_or_empty(b""))
         }
     };
     Rendered {
-        text_gzip: gzip_or_empty(&text),
-        openmetrics_gzip: gzip_or_empty(&openmetrics),
         text,
         openmetrics,
         series,
@@ -215,13 +286,10 @@ fn log_guard(
     }
 }
 
-fn gzip_or_empty(data: &[u8]) -> Vec<u8> {
-    match encode::gzip(data) {
-        Ok(gz) => gz,
-        Err(e) => {
-            // Compressing into memory cannot fail short of allocation failure.
-            tracing::error!(error = %e, "gzip of the exposition failed");
-            Vec::new()
-        }
-    }
+/// `data` as an [`Encoding`]; an empty gzip body if compressing fails (allocation failure only).
+fn encoded_or_empty(data: &[u8]) -> Encoding {
+    encode::gzip(data).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "gzip of the exposition failed");
+        Encoding::new(Bytes::new(), 0)
+    })
 }

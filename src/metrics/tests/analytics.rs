@@ -8,7 +8,7 @@ fn analytics_families_emit_exact_values() {
         &[cluster("a", Some(report_with_analytics()))],
         &settings(Granularity::Partition),
     );
-    for exposition in [text(&r), om(&r)] {
+    for exposition in [&text(&r), &om(&r)] {
         let lines: Vec<&str> = exposition.lines().collect();
         let expected = [
             r#"kafka_consumergroup_status{cluster="a",group="billing",group_type="classic",status="evicting"} 1"#,

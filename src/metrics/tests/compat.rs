@@ -8,7 +8,7 @@ fn compat_off_emits_no_kafka_lag_exporter_family() {
         &[cluster("a", Some(report_with_analytics()))],
         &settings(Granularity::Partition),
     );
-    for exposition in [text(&r), om(&r)] {
+    for exposition in [&text(&r), &om(&r)] {
         assert!(
             !exposition.contains("kafka_consumergroup_group_"),
             "{exposition}"
@@ -25,7 +25,7 @@ fn compat_aliases_carry_the_native_values() {
     s.compat_kafka_lag_exporter = true;
     let r = render(&[cluster("a", Some(report_with_analytics()))], &s);
     assert_eq!((r.series, r.dropped), (80 + 23, 0));
-    for exposition in [text(&r), om(&r)] {
+    for exposition in [&text(&r), &om(&r)] {
         // (kafka-lag-exporter family, lagwatch family with the same series and values)
         let aliases = [
             (
@@ -118,11 +118,12 @@ fn compat_aliases_carry_the_native_values() {
         }
     }
     // The lagwatch families are unchanged by compat: same samples, same order.
-    let native_lines: Vec<&str> = text(&native)
+    let (native_text, compat_text) = (text(&native), text(&r));
+    let native_lines: Vec<&str> = native_text
         .lines()
         .filter(|l| l.starts_with("kafka_") && !l.starts_with("kafka_partition_"))
         .collect();
-    let compat_lines: Vec<&str> = text(&r)
+    let compat_lines: Vec<&str> = compat_text
         .lines()
         .filter(|l| l.starts_with("kafka_") && !l.starts_with("kafka_partition_"))
         .filter(|l| !l.starts_with("kafka_consumergroup_group_"))
@@ -201,7 +202,7 @@ fn compat_families_follow_granularity_and_the_guard() {
         s.compat_kafka_lag_exporter = true;
         s.max_series = max_series;
         let r = render(&[cluster("a", Some(report_with_analytics()))], &s);
-        let t = text(&r);
+        let t = &text(&r);
         let why = format!("{granularity:?}, max_series {max_series}");
         assert_eq!((r.series, r.dropped), (series, dropped), "{why}");
         assert_eq!(kafka_samples(t).len(), series, "{why}");

@@ -16,7 +16,7 @@ fn every_family_has_one_descriptor_block_across_clusters() {
             ],
             &s,
         );
-        for exposition in [text(&r), om(&r)] {
+        for exposition in [&text(&r), &om(&r)] {
             let mut seen = std::collections::HashSet::new();
             let mut current = "";
             for line in exposition.lines() {
@@ -49,7 +49,7 @@ fn cluster_without_report_has_only_exporter_families() {
     let mut up = cluster("a", Some(report()));
     up.last_success = Some(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_500));
     let r = render(&[up, down], &settings(Granularity::Partition));
-    let t = text(&r);
+    let t = &text(&r);
     assert!(!t.contains(r#"kafka_consumergroup_lag_messages{cluster="b""#));
     assert!(kafka_samples(t)
         .iter()
@@ -89,7 +89,7 @@ fn text_and_openmetrics_differ_only_in_format() {
         &[cluster("a", Some(report()))],
         &settings(Granularity::Partition),
     );
-    let (t, o) = (text(&r), om(&r));
+    let (t, o) = (&text(&r), &om(&r));
     // (format, line, expected present)
     let cases = [
         ("text", "# TYPE lagwatch_poll_errors_total counter", true),
@@ -153,16 +153,15 @@ fn gzip_copies_round_trip() {
         &[cluster("a", Some(report())), cluster("b", None)],
         &settings(Granularity::Partition),
     );
-    for (plain, gz) in [
-        (&r.text, &r.text_gzip),
-        (&r.openmetrics, &r.openmetrics_gzip),
-    ] {
+    for (encoding, plain) in [(&r.text, text(&r)), (&r.openmetrics, om(&r))] {
+        let gz = encoding.gzip();
         assert!(gz.starts_with(&[0x1f, 0x8b]), "gzip magic");
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(gz.as_slice())
+        flate2::read::GzDecoder::new(&gz[..])
             .read_to_end(&mut out)
             .expect("valid gzip");
-        assert_eq!(&out, plain);
+        assert_eq!(out, plain.as_bytes());
+        assert_eq!(encoding.len(), plain.len());
         assert!(gz.len() < plain.len());
     }
 }
@@ -185,7 +184,7 @@ fn label_values_are_escaped() {
             offsets: vec![commit("orders", 0, 4)],
         }]);
         let r = render(&[cluster("a", Some(report))], &settings(Granularity::Group));
-        for exposition in [text(&r), om(&r)] {
+        for exposition in [&text(&r), &om(&r)] {
             let line = format!(
                 r#"kafka_consumergroup_lag_messages{{cluster="a",{escaped},group_type="classic"}} 6"#
             );
@@ -198,11 +197,20 @@ fn label_values_are_escaped() {
 }
 
 #[test]
-fn no_clusters_still_renders_build_info() {
-    let r = render(&[], &settings(Granularity::Topic));
+fn no_clusters_still_renders_build_info_and_scrape_times() {
+    let mut settings = settings(Granularity::Topic);
+    settings.scrape_duration = Histogram::new([0.001]);
+    settings.scrape_duration.observe(0.0004);
+    let r = render(&[], &settings);
     assert_eq!(
         text(&r),
-        "# HELP lagwatch_build_info Version and revision of the running lagwatch; value 1.\n\
+        "# HELP lagwatch_scrape_duration_seconds Server time of /metrics requests, from the request's headers read to its last byte written to the socket, as of the last render.\n\
+         # TYPE lagwatch_scrape_duration_seconds histogram\n\
+         lagwatch_scrape_duration_seconds_sum 0.0004\n\
+         lagwatch_scrape_duration_seconds_count 1\n\
+         lagwatch_scrape_duration_seconds_bucket{le=\"0.001\"} 1\n\
+         lagwatch_scrape_duration_seconds_bucket{le=\"+Inf\"} 1\n\
+         # HELP lagwatch_build_info Version and revision of the running lagwatch; value 1.\n\
          # TYPE lagwatch_build_info gauge\n\
          lagwatch_build_info{version=\"0.1.0\",revision=\"abc123\"} 1\n"
     );

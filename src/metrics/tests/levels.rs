@@ -8,7 +8,7 @@ fn partition_granularity_emits_exact_values() {
         &[cluster("a", Some(report()))],
         &settings(Granularity::Partition),
     );
-    for exposition in [text(&r), om(&r)] {
+    for exposition in [&text(&r), &om(&r)] {
         let lines: Vec<&str> = exposition.lines().collect();
         let expected = [
             r#"kafka_partition_latest_offset{cluster="a",topic="orders",partition="2"} 30"#,
@@ -91,7 +91,7 @@ fn granularity_sets_the_finest_level() {
     ];
     for (granularity, present, absent, series) in cases {
         let r = render(&[cluster("a", Some(report()))], &settings(granularity));
-        let t = text(&r);
+        let t = &text(&r);
         for name in present {
             assert!(has_family(t, name), "{granularity:?}: {name} missing");
         }
@@ -123,7 +123,7 @@ fn max_series_drops_partition_level_then_topic_level() {
             &[cluster("a", Some(report())), cluster("b", Some(report()))],
             &s,
         );
-        let t = text(&r);
+        let t = &text(&r);
         assert_eq!(
             (r.series, r.dropped),
             (series, dropped),
@@ -172,7 +172,7 @@ fn other_shards_omit_topic_wide_families() {
     let mut s = settings(Granularity::Partition);
     s.shard_zero = false;
     let r = render(&[cluster("a", Some(report()))], &s);
-    let t = text(&r);
+    let t = &text(&r);
     assert!(!t.contains("kafka_topic_"), "{t}");
     assert!(!t.contains("kafka_partition_"), "{t}");
     assert!(has_family(t, "kafka_consumergroup_partition_lag_messages"));

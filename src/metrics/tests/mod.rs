@@ -94,15 +94,16 @@ fn settings(granularity: Granularity) -> RenderSettings {
         compat_kafka_lag_exporter: false,
         shard_zero: true,
         config_reload: None,
+        scrape_duration: crate::metrics::scrape_duration_histogram(),
     }
 }
 
-fn text(r: &Rendered) -> &str {
-    std::str::from_utf8(&r.text).expect("text is UTF-8")
+fn text(r: &Rendered) -> String {
+    String::from_utf8(r.text.decompress()).expect("text is UTF-8")
 }
 
-fn om(r: &Rendered) -> &str {
-    std::str::from_utf8(&r.openmetrics).expect("openmetrics is UTF-8")
+fn om(r: &Rendered) -> String {
+    String::from_utf8(r.openmetrics.decompress()).expect("openmetrics is UTF-8")
 }
 
 /// Sample lines (not comments) of Kafka families.
