@@ -229,7 +229,7 @@ fn share_and_streams_groups_render_their_states_and_share_groups_have_no_commit_
         "kafka_consumergroup_commit_stall_seconds",
         "kafka_consumergroup_topic_commit_stall_seconds",
     ] {
-        let groups: Vec<String> = family_samples(exposition, family)
+        let groups: Vec<String> = family_samples(&exposition, family)
             .into_iter()
             .map(|(labels, _)| labels)
             .collect();
