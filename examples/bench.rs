@@ -37,8 +37,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use kafka_cluster::proxy::Traffic;
 use kafka_cluster::{ClusterSpec, KafkaCluster};
 
-/// Kafka's limit on the partitions one CreateTopics request may create.
-const PARTITIONS_PER_CREATE: usize = 10_000;
+/// Kafka's limit on the metadata records of one CreateTopics request: one per topic and one per
+/// partition.
+const RECORDS_PER_CREATE: usize = 10_000;
 /// Quiet time after a poll's render before figures are read: librdkafka reports its requests in
 /// its statistics within a second.
 const SETTLE: Duration = Duration::from_millis(1500);
@@ -259,7 +260,7 @@ impl Scenario {
         let admin: AdminClient<DefaultClientContext> = client(cluster)
             .create()
             .map_err(|e| format!("admin client: {e}"))?;
-        let per_request = (PARTITIONS_PER_CREATE / self.per_topic).max(1);
+        let per_request = (RECORDS_PER_CREATE / (self.per_topic + 1)).max(1);
         let names: Vec<String> = (0..self.topics).map(Scenario::topic).collect();
         for chunk in names.chunks(per_request) {
             let topics: Vec<NewTopic> = chunk
