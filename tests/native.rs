@@ -316,6 +316,13 @@ fn a_poll_of_50_groups_sends_one_find_coordinator_and_one_offset_fetch_as_the_br
     let librdkafka = run(&fallback, "50 groups, librdkafka");
     assert_eq!(of(&librdkafka, OFFSET_FETCH), 50.0);
     assert!(of(&librdkafka, FIND_COORDINATOR) >= 1.0);
+
+    // `group_requests: librdkafka` sends a cluster the native path could serve to librdkafka.
+    let forced = yaml.replace("    groups:", "    group_requests: librdkafka\n    groups:");
+    assert_ne!(forced, yaml);
+    let forced = run(&forced, "50 groups, group_requests: librdkafka");
+    assert_eq!(of(&forced, OFFSET_FETCH), 50.0);
+    assert!(of(&forced, FIND_COORDINATOR) >= 1.0);
 }
 
 #[test]

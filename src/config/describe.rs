@@ -68,6 +68,11 @@ impl Config {
             writeln!(out, "    poll_interval: {}", d(cluster.poll_interval))?;
             writeln!(out, "    poll_timeout: {}", d(cluster.poll_timeout))?;
             writeln!(out, "    isolation: {}", cluster.isolation.as_str())?;
+            writeln!(
+                out,
+                "    group_requests: {}",
+                cluster.group_requests.as_str()
+            )?;
             if let Some(msk) = &cluster.aws_msk_iam {
                 writeln!(out, "    aws_msk_iam:")?;
                 writeln!(out, "      region: {}", quoted(&msk.region))?;
@@ -145,7 +150,7 @@ shard: {index: 1, count: 4}
 web_config_file: web.yml"#;
         let text = yaml(
             top,
-            "isolation: read_committed\nkafka: {client.id: 'a \"quoted\" id', '9 lives': x}",
+            "isolation: read_committed\ngroup_requests: librdkafka\nkafka: {client.id: 'a \"quoted\" id', '9 lives': x}",
         );
         let config = parse_in(&text, &[], None).unwrap();
         let described = config.describe();
@@ -161,6 +166,7 @@ web_config_file: web.yml"#;
             "poll_interval: 1h 30m",
             "granularity: partition",
             "isolation: read_committed",
+            "group_requests: librdkafka",
             "  index: 1",
             "exclude: [\"^__\"]",
             "      client.id: \"a \\\"quoted\\\" id\"",

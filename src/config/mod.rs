@@ -23,7 +23,7 @@
 //! configuration, so [`TimeLagConfig`] and [`StatusConfig`] take their defaults from it. All other
 //! defaults are the configuration's own: `RawConfig`'s `Default` (`raw.rs`) for the top-level keys,
 //! the selector lists beside `RawSelector`, [`ShardConfig`]'s `Default`, and the `#[default]`
-//! variants of [`Granularity`] and [`Isolation`]. `config/example.yaml` and the defaults column of
+//! variants of [`Granularity`], [`Isolation`] and [`GroupRequests`]. `config/example.yaml` and the defaults column of
 //! `docs/configuration.md` are checked against them by the tests.
 
 mod aws;
@@ -210,6 +210,8 @@ pub struct ClusterConfig {
     /// else this cluster's `poll_interval`.
     pub poll_timeout: Duration,
     pub isolation: Isolation,
+    /// Which client sends the group requests (listing, describing, committed offsets).
+    pub group_requests: GroupRequests,
     /// AWS MSK IAM tokens for OAUTHBEARER, when set.
     pub aws_msk_iam: Option<AwsMskIam>,
 }
@@ -320,6 +322,28 @@ impl Isolation {
         match self {
             Isolation::ReadUncommitted => "read_uncommitted",
             Isolation::ReadCommitted => "read_committed",
+        }
+    }
+}
+
+/// Which client sends a cluster's group requests: lagwatch's own protocol path, which batches
+/// many groups per FindCoordinator and OffsetFetch (and falls back to librdkafka by itself where
+/// it cannot serve the cluster's security settings or brokers), or librdkafka always, one group
+/// per OffsetFetch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupRequests {
+    #[default]
+    Native,
+    Librdkafka,
+}
+
+impl GroupRequests {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupRequests::Native => "native",
+            GroupRequests::Librdkafka => "librdkafka",
         }
     }
 }
@@ -528,6 +552,7 @@ fn validate(raw: RawConfig, sources: &Sources<'_>) -> Result<Config, ConfigError
                 .or(raw.poll_timeout)
                 .unwrap_or(poll_interval),
             isolation: cluster.isolation,
+            group_requests: cluster.group_requests,
             name: cluster.name,
             bootstrap_servers: cluster.bootstrap_servers,
         });

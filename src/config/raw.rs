@@ -13,7 +13,8 @@ use serde::Deserialize;
 use super::scalars::{de_duration, de_listen, de_opt_duration, Pattern};
 use super::secrets::RawKafka;
 use super::{
-    Compat, Granularity, HttpLimits, Isolation, Selector, ShardConfig, StatusConfig, TimeLagConfig,
+    Compat, Granularity, GroupRequests, HttpLimits, Isolation, Selector, ShardConfig, StatusConfig,
+    TimeLagConfig,
 };
 
 /// Selector lists used where the file leaves one out.
@@ -92,6 +93,8 @@ pub(super) struct RawCluster {
     pub(super) poll_timeout: Option<Duration>,
     #[serde(default)]
     pub(super) isolation: Isolation,
+    #[serde(default)]
+    pub(super) group_requests: GroupRequests,
     #[serde(default)]
     pub(super) aws_msk_iam: Option<super::aws::RawAwsMskIam>,
 }

@@ -128,6 +128,7 @@ fn assert_defaults(config: &Config) {
             cluster.name
         );
         assert_eq!(cluster.isolation, Isolation::ReadUncommitted);
+        assert_eq!(cluster.group_requests, GroupRequests::Native);
         assert!(cluster.kafka.is_empty());
         assert_eq!(patterns(&cluster.groups.include), [".*"]);
         assert_eq!(patterns(&cluster.groups.exclude), [] as [&str; 0]);
@@ -382,6 +383,12 @@ fn bad_values_are_errors_naming_their_path() {
             "isolation: committed",
             "clusters[0].isolation: unknown variant `committed`, \
              expected `read_uncommitted` or `read_committed`",
+        ),
+        (
+            "",
+            "group_requests: rdkafka",
+            "clusters[0].group_requests: unknown variant `rdkafka`, \
+             expected `native` or `librdkafka`",
         ),
         (
             "listen: localhost:9308",

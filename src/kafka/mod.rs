@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 
-use crate::config::{ClusterConfig, ShardConfig};
+use crate::config::{ClusterConfig, GroupRequests, ShardConfig};
 use crate::model::{GroupSnapshot, Snapshot, TopicConfig, TopicSnapshot};
 pub use deadline::Deadline;
 pub use error::{BrokerRef, CollectError, KafkaCallError, Request, StageError};
@@ -161,14 +161,15 @@ impl ClusterCollector {
         let cluster = &settings.cluster;
         let requests = Arc::new(Mutex::new(RequestCounter::default()));
         // Decided first, so the reason is logged even when librdkafka then refuses the settings.
-        let native =
-            match native::NativeClient::new(cluster, requests.clone(), settings.call_timeout()) {
-                Ok(n) => Some(n),
-                Err(reason) => {
-                    native_refused(&cluster.name, &reason);
-                    None
-                }
-            };
+        let native = match cluster.group_requests {
+            GroupRequests::Librdkafka => Err("group_requests: librdkafka".to_string()),
+            GroupRequests::Native => {
+                native::NativeClient::new(cluster, requests.clone(), settings.call_timeout())
+            }
+        };
+        let native = native
+            .map_err(|reason| native_refused(&cluster.name, &reason))
+            .ok();
         // No group.id: the handle's main queue then stays its own, so polling it delivers statistics.
         let consumer: BaseConsumer<StatsContext> = client_config(cluster)
             .create_with_context(
