@@ -268,19 +268,12 @@ fn a_streams_group_of_a_running_application_is_described_and_its_commits_are_exa
 /// lagwatch polling every second, granularity partition, status window 3, selecting the groups
 /// and topics whose names start with `prefix`.
 fn lagwatch_on(broker: &KafkaCluster, prefix: &str) -> Lagwatch {
-    Lagwatch::start(&format!(
-        r#"
-listen: "127.0.0.1:0"
-poll_interval: 1s
-granularity: partition
-status: {{ window: 3 }}
-clusters:
-  - name: test
-    bootstrap_servers: "{}"
-    groups: {{ include: ["^{prefix}-"] }}
-    topics: {{ include: ["^{prefix}-"] }}
-"#,
-        broker.bootstrap()
+    let names = format!("{prefix}-.*");
+    Lagwatch::start(&common::one_cluster_config(
+        broker,
+        &names,
+        &names,
+        "status: { window: 3 }",
     ))
 }
 
