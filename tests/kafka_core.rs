@@ -404,3 +404,61 @@ fn shards_split_the_groups_and_only_shard_0_reports_topics() {
         None
     );
 }
+
+#[test]
+fn an_idle_timestamp_reader_keeps_no_statistics_waiting() {
+    use lagwatch::config::{Config, ShardConfig};
+    use lagwatch::kafka::{ClusterCollector, CollectorSettings};
+    use lagwatch::model::analytics::TimestampRead;
+
+    let broker = kafka();
+    let topic = unique("idle-reader");
+    broker.create_topic(&topic, 1, &[]);
+    // A minute old: older records could be gone to retention before they are read.
+    let written = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        - 60_000;
+    broker.produce(&topic, 0, 5, Some(written));
+    let config = Config::from_yaml(&common::one_cluster_config(
+        broker,
+        &topic,
+        "none",
+        "poll_timeout: 10s",
+    ))
+    .expect("configuration");
+    let mut collector = ClusterCollector::new(CollectorSettings {
+        cluster: config.clusters[0].clone(),
+        shard: ShardConfig::default(),
+        offset_fetch_concurrency: 4,
+        config_refresh: Duration::from_secs(300),
+    })
+    .expect("collector");
+    // 1. A poll with one read: the reader exists and reads the record's own timestamp.
+    assert!(collector.poll(&collector.deadline()).snapshot.is_some());
+    let read = TimestampRead {
+        topic: topic.as_str().into(),
+        partition: 0,
+        offset: 2,
+    };
+    let mut errors = Vec::new();
+    let got = collector.read_timestamps(
+        std::slice::from_ref(&read),
+        &collector.deadline(),
+        &mut errors,
+    );
+    assert_eq!(got.timestamps, vec![(read, Some(written))]);
+    assert!(errors.is_empty(), "{errors:?}");
+    // 2. 4 s of polls without reads: librdkafka queues a statistics report a second on each
+    // handle; every poll serves the idle reader's, so none is left waiting.
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(collector.poll(&collector.deadline()).snapshot.is_some());
+        let idle = collector.read_timestamps(&[], &collector.deadline(), &mut errors);
+        assert!(idle.timestamps.is_empty());
+    }
+    let waiting = collector.events_waiting();
+    assert!(waiting <= 1, "{waiting} events waiting");
+    assert!(errors.is_empty(), "{errors:?}");
+}

@@ -44,7 +44,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::config::{ClusterConfig, GroupRequests, ShardConfig};
 use crate::model::{GroupSnapshot, Snapshot, TopicConfig, TopicSnapshot};
@@ -59,10 +59,20 @@ pub use watermarks::Leaders;
 /// How often librdkafka reports statistics (request counts), in milliseconds.
 const STATISTICS_INTERVAL_MS: &str = "1000";
 
-/// Events served from the coordinator handle's queue after each poll's group calls: more than
-/// the statistics reports (one a second) of the longest poll interval lagwatch keeps a handle
-/// through.
+/// Events served from a handle's queue at most, once per poll, on the handles nothing else
+/// polls (the coordinator handle, an idle timestamp reader): more than the statistics reports
+/// (one a second) of the longest poll interval lagwatch keeps a handle through.
 const STATS_BACKLOG: usize = 128;
+
+/// Serves the events waiting on a handle whose queue nothing else polls: its statistics (one
+/// report a second, each naming every partition the handle knows: left waiting they would pile
+/// up for as long as the handle lives), logs, errors and token refreshes.
+fn serve_events(consumer: &BaseConsumer<StatsContext>) {
+    // One event per call: serving only one per poll would leave the backlog ever growing.
+    for _ in 0..STATS_BACKLOG {
+        let _ = consumer.poll(Duration::ZERO);
+    }
+}
 
 /// What one poll produced.
 #[derive(Debug, Clone)]
@@ -242,15 +252,25 @@ impl ClusterCollector {
     /// call timed out, so the next poll looks the coordinators up afresh.
     fn coordinator_done(&mut self, timed_out: bool) {
         if let Some(c) = &self.coordinator {
-            // One event per call: every statistics report since the last poll is waiting (one a
-            // second), and serving only one would leave the count ever further behind.
-            for _ in 0..STATS_BACKLOG {
-                let _ = c.poll(Duration::ZERO);
-            }
+            serve_events(c);
         }
         if timed_out {
             self.coordinator = None;
         }
+    }
+
+    /// Events waiting on this cluster's librdkafka handles for lagwatch to serve; served every
+    /// poll, so at most about a poll interval's statistics reports.
+    pub fn events_waiting(&self) -> usize {
+        let reader = self
+            .reader
+            .as_ref()
+            .map_or(0, TimestampReader::events_waiting);
+        let coordinator = self
+            .coordinator
+            .as_ref()
+            .map_or(0, |c| admin_sys::events_waiting(c.client()));
+        admin_sys::events_waiting(self.consumer.client()) + coordinator + reader
     }
 
     /// The deadline of a poll starting now.
@@ -280,6 +300,10 @@ impl ClusterCollector {
             no_record_before_head: Vec::new(),
         };
         if reads.is_empty() {
+            // Nothing else polls an idle reader's queue.
+            if let Some(reader) = &self.reader {
+                reader.serve_events();
+            }
             return TimestampsRead::default();
         }
         if self.reader.is_none() {

@@ -75,6 +75,16 @@ impl TimestampReader {
         })
     }
 
+    /// Serves the events waiting on the reader's queue, when a poll has no read for it.
+    pub fn serve_events(&self) {
+        super::serve_events(&self.consumer);
+    }
+
+    /// Events waiting on the reader's queue.
+    pub fn events_waiting(&self) -> usize {
+        super::admin_sys::events_waiting(self.consumer.client())
+    }
+
     /// Reads the timestamp of the first record at or after each offset. `leaders` names the
     /// broker of a failure when the partitions concerned share one leader.
     pub fn read(

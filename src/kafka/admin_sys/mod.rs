@@ -35,6 +35,24 @@ pub use offsets::{list_consumer_group_offsets, GroupOffset};
 /// Extra time beyond the request timeout to wait for librdkafka's own timeout result.
 const RESULT_GRACE: Duration = Duration::from_millis(500);
 
+/// Events waiting on a client's main queue for the application to serve (statistics, logs,
+/// errors, token refreshes); a consumer with a group id forwards it to its consumer queue,
+/// whose length this then is.
+pub fn events_waiting<C: ClientContext>(client: &Client<C>) -> usize {
+    let handle = Handle::of(client);
+    // SAFETY: `rk` is a live handle for the borrow of `client`; the queue reference
+    // rd_kafka_queue_get_main returns is ours and destroyed before returning.
+    unsafe {
+        let queue = sys::rd_kafka_queue_get_main(handle.rk);
+        if queue.is_null() {
+            return 0;
+        }
+        let length = sys::rd_kafka_queue_length(queue);
+        sys::rd_kafka_queue_destroy(queue);
+        length
+    }
+}
+
 /// The client's native handle, borrowed for `'c`: everything created on it borrows it too.
 #[derive(Clone, Copy)]
 struct Handle<'c> {
