@@ -75,7 +75,7 @@ impl Shared {
         let exposition = Arc::new(Exposition::new(
             metrics::render(&states, &settings),
             states.len(),
-            settings.scrape_duration.clone(),
+            settings.server.clone(),
         ));
         exposition.publish_page(status_page::render(&states, SystemTime::now()));
         let loops = (0..states.len() as LoopId).collect();
@@ -127,8 +127,8 @@ impl Shared {
     fn reconfigure(&self, entries: Vec<(LoopId, String, Duration)>, mut settings: RenderSettings) {
         {
             let mut guard = self.lock();
-            // The HTTP server observes into the histogram it was given at start.
-            settings.scrape_duration = guard.settings.scrape_duration.clone();
+            // The HTTP server observes into the figures it was given at start.
+            settings.server = guard.settings.server.clone();
             let clusters = &mut *guard;
             let mut old: Vec<(LoopId, ClusterState)> = clusters
                 .loops
@@ -342,7 +342,7 @@ fn render_settings(config: &Config) -> RenderSettings {
             successful: true,
             last_success: SystemTime::now(),
         }),
-        scrape_duration: metrics::scrape_duration_histogram(),
+        server: metrics::ServerMetrics::default(),
     }
 }
 

@@ -19,10 +19,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use prometheus_client::metrics::histogram::Histogram;
-
 use crate::config::HttpLimits;
-use crate::metrics::{Rendered, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
+use crate::metrics::{Rendered, ServerMetrics, OPENMETRICS_CONTENT_TYPE, TEXT_CONTENT_TYPE};
 
 /// What the HTTP server reads; written by the poll loops.
 pub struct Exposition {
@@ -31,19 +29,19 @@ pub struct Exposition {
     page: RwLock<Arc<String>>,
     /// Clusters whose first poll has not been attempted yet.
     first_polls_pending: AtomicUsize,
-    /// `lagwatch_scrape_duration_seconds`, shared with the render.
-    scrape_duration: Histogram,
+    /// The server's own figures, shared with the render.
+    server: ServerMetrics,
 }
 
 impl Exposition {
-    /// `scrape_duration`: the histogram the render reads `lagwatch_scrape_duration_seconds`
-    /// from ([`crate::metrics::RenderSettings::scrape_duration`]).
-    pub fn new(initial: Rendered, clusters: usize, scrape_duration: Histogram) -> Exposition {
+    /// `server`: the figures the render reads the server's own families from
+    /// ([`crate::metrics::RenderSettings::server`]).
+    pub fn new(initial: Rendered, clusters: usize, server: ServerMetrics) -> Exposition {
         Exposition {
             rendered: RwLock::new(Arc::new(initial)),
             page: RwLock::new(Arc::new(String::new())),
             first_polls_pending: AtomicUsize::new(clusters),
-            scrape_duration,
+            server,
         }
     }
 
@@ -111,7 +109,7 @@ pub async fn serve(
     limits: HttpLimits,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let scrapes = exposition.scrape_duration.clone();
+    let server_metrics = exposition.server.clone();
     let mut app = router(exposition);
     if let Some(reload) = reload {
         app = app.route("/-/reload", post(reload_now).with_state(reload));
@@ -119,7 +117,7 @@ pub async fn serve(
     let slots = server::Slots::new(limits.max_connections);
     let Some(security) = security else {
         let acceptor = server::Acceptor::Plain(listener);
-        return server::run(acceptor, slots, app, limits, scrapes, stop).await;
+        return server::run(acceptor, slots, app, limits, server_metrics, stop).await;
     };
     let app = app.layer(axum::middleware::from_fn_with_state(
         security.clone(),
@@ -135,7 +133,7 @@ pub async fn serve(
     } else {
         server::Acceptor::Plain(listener)
     };
-    let result = server::run(acceptor, slots, app, limits, scrapes, stop).await;
+    let result = server::run(acceptor, slots, app, limits, server_metrics, stop).await;
     watcher.abort();
     result
 }
@@ -322,7 +320,7 @@ mod tests {
         let e = Exposition::new(
             Rendered::default(),
             2,
-            crate::metrics::scrape_duration_histogram(),
+            crate::metrics::ServerMetrics::default(),
         );
         assert!(!e.ready());
         e.first_poll_attempted();

@@ -306,7 +306,7 @@ fn settings(compat_kafka_lag_exporter: bool) -> RenderSettings {
             successful: true,
             last_success: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         }),
-        scrape_duration: lagwatch::metrics::scrape_duration_histogram(),
+        server: lagwatch::metrics::ServerMetrics::default(),
     }
 }
 

@@ -98,7 +98,7 @@ pub fn settings(granularity: Granularity) -> RenderSettings {
         compat_kafka_lag_exporter: false,
         shard_zero: true,
         config_reload: None,
-        scrape_duration: lagwatch::metrics::scrape_duration_histogram(),
+        server: lagwatch::metrics::ServerMetrics::default(),
     }
 }
 

@@ -8,6 +8,8 @@
 //!   accepted at the limit closes the oldest connection that has no request in flight (idle
 //!   keep-alive, or headers not complete yet), or waits until a request finishes: idle
 //!   connections never keep a scrape out.
+//! - **Counted**: connections closed by either limit, in
+//!   `lagwatch_http_connections_closed_total{reason}`.
 //! - **Scrape time**: the time from a `/metrics` request's headers to the last byte of its
 //!   response written to the socket, observed into `lagwatch_scrape_duration_seconds`.
 //!
@@ -37,6 +39,7 @@ use tokio::time::Instant;
 
 use super::security::TlsListener;
 use crate::config::HttpLimits;
+use crate::metrics::ServerMetrics;
 
 /// While waiting for a slot at the limit, how often to look again for an idle connection to
 /// close (one may have finished its request since).
@@ -226,7 +229,7 @@ pub async fn run(
     slots: Arc<Slots>,
     app: Router,
     limits: HttpLimits,
-    scrapes: Histogram,
+    metrics: ServerMetrics,
     stop: impl std::future::Future<Output = ()>,
 ) -> io::Result<()> {
     let (closing_tx, closing) = watch::channel(false);
@@ -236,7 +239,7 @@ pub async fn run(
             slots: slots.clone(),
             app: app.clone(),
             limits,
-            scrapes: scrapes.clone(),
+            metrics: metrics.clone(),
             closing: closing.clone(),
         };
         match &mut acceptor {
@@ -282,7 +285,7 @@ struct Served {
     slots: Arc<Slots>,
     app: Router,
     limits: HttpLimits,
-    scrapes: Histogram,
+    metrics: ServerMetrics,
     /// Set at shutdown: finish the request in flight, then close.
     closing: watch::Receiver<bool>,
 }
@@ -297,7 +300,7 @@ impl Served {
         let io = Metered {
             io,
             connection: connection.clone(),
-            scrapes: self.scrapes.clone(),
+            scrapes: self.metrics.scrape_duration.clone(),
         };
         let router = TowerToHyperService::new(self.app.clone());
         let service_connection = connection.clone();
@@ -327,11 +330,13 @@ impl Served {
                 _ = tokio::time::sleep_until(deadline) => {
                     if connection.state().deadline <= Instant::now() {
                         tracing::debug!("closing a connection: request_timeout passed");
+                        self.metrics.closed_by_timeout.inc();
                         break;
                     }
                 }
                 _ = connection.evict.notified() => {
                     if connection.close_if_idle() {
+                        self.metrics.closed_at_limit.inc();
                         break;
                     }
                 }
@@ -454,14 +459,14 @@ mod tests {
 
     struct Server {
         addr: SocketAddr,
-        scrapes: Histogram,
+        metrics: ServerMetrics,
         stop: Option<tokio::sync::oneshot::Sender<()>>,
         serving: tokio::task::JoinHandle<io::Result<()>>,
     }
 
     /// The HTTP server on a free port, serving the render of one cluster not polled yet.
     async fn start(limits: HttpLimits) -> Server {
-        let scrapes = metrics::scrape_duration_histogram();
+        let server_metrics = ServerMetrics::default();
         let settings = RenderSettings {
             granularity: Granularity::Topic,
             max_series: 100,
@@ -470,10 +475,10 @@ mod tests {
             compat_kafka_lag_exporter: false,
             shard_zero: true,
             config_reload: None,
-            scrape_duration: scrapes.clone(),
+            server: server_metrics.clone(),
         };
         let rendered = metrics::render(&[ClusterState::new("a")], &settings);
-        let exposition = Arc::new(Exposition::new(rendered, 1, scrapes.clone()));
+        let exposition = Arc::new(Exposition::new(rendered, 1, server_metrics.clone()));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -489,7 +494,7 @@ mod tests {
         ));
         Server {
             addr,
-            scrapes,
+            metrics: server_metrics,
             stop: Some(stop),
             serving,
         }
@@ -586,7 +591,13 @@ mod tests {
         for (i, stream) in connections.iter_mut().take(5).enumerate() {
             assert!(closed_unanswered(stream).await, "connection {i} closed");
         }
-        assert_eq!(observations(&server.scrapes), 1, "the scrape was timed");
+        assert_eq!(
+            observations(&server.metrics.scrape_duration),
+            1,
+            "the scrape was timed"
+        );
+        assert_eq!(server.metrics.closed_at_limit.get(), 5);
+        assert_eq!(server.metrics.closed_by_timeout.get(), 0);
         server.shut_down().await;
     }
 
@@ -605,7 +616,9 @@ mod tests {
         // A whole request is still answered, and only it is timed.
         let (status, _) = scrape(server.addr).await;
         assert_eq!(status, "HTTP/1.1 200 OK");
-        assert_eq!(observations(&server.scrapes), 1);
+        assert_eq!(observations(&server.metrics.scrape_duration), 1);
+        assert_eq!(server.metrics.closed_by_timeout.get(), 2);
+        assert_eq!(server.metrics.closed_at_limit.get(), 0);
         server.shut_down().await;
     }
 
@@ -636,7 +649,7 @@ mod tests {
             .and_then(|(_, rest)| rest.split("\r\n").next())
             .and_then(|n| n.parse::<usize>().ok());
         assert_eq!(length, Some(plain.len()), "exact Content-Length");
-        assert_eq!(observations(&server.scrapes), 2);
+        assert_eq!(observations(&server.metrics.scrape_duration), 2);
         server.shut_down().await;
     }
 }

@@ -15,7 +15,6 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet,
 };
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
@@ -39,7 +38,7 @@ pub(crate) struct ReportCollector {
     pub version: &'static str,
     pub revision: String,
     pub config_reload: Option<super::ConfigReload>,
-    pub scrape_duration: Histogram,
+    pub server: super::ServerMetrics,
 }
 
 impl Collector for ReportCollector {
@@ -96,7 +95,9 @@ impl ReportCollector {
             ExporterRows::Cluster(value) => self.clusters.iter().any(|c| value(c).is_some()),
             ExporterRows::Stages | ExporterRows::PollDuration => !self.clusters.is_empty(),
             ExporterRows::Brokers => self.clusters.iter().any(|c| !c.requests.is_empty()),
-            ExporterRows::BuildInfo | ExporterRows::ScrapeDuration => true,
+            ExporterRows::BuildInfo
+            | ExporterRows::ScrapeDuration
+            | ExporterRows::ConnectionsClosed => true,
             ExporterRows::ConfigReload(_) => self.config_reload.is_some(),
         }
     }
@@ -145,8 +146,22 @@ impl ReportCollector {
             }
             ExporterRows::ScrapeDuration => {
                 let labels: [(&str, &str); 0] = [];
-                self.scrape_duration
+                self.server
+                    .scrape_duration
                     .encode(metric.encode_family(&labels)?)?;
+            }
+            ExporterRows::ConnectionsClosed => {
+                for (reason, counter) in [
+                    ("request_timeout", &self.server.closed_by_timeout),
+                    ("connection_limit", &self.server.closed_at_limit),
+                ] {
+                    sample(
+                        metric,
+                        kind,
+                        &[("reason", reason)],
+                        Value::Uint(counter.get()),
+                    )?;
+                }
             }
             ExporterRows::BuildInfo => {
                 let labels = [

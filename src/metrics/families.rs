@@ -546,6 +546,8 @@ pub(crate) enum ExporterRows {
     BuildInfo,
     /// The histogram of `/metrics` server times, without labels.
     ScrapeDuration,
+    /// Connections the HTTP server closed itself, label `reason`.
+    ConnectionsClosed,
     /// A single series without labels, about the last load of the configuration file.
     ConfigReload(fn(&super::ConfigReload) -> Value),
 }
@@ -588,6 +590,13 @@ pub(crate) static EXPORTER_FAMILIES: &[ExporterFamily] = &[
         kind: Kind::Histogram,
         unit: Some("seconds"),
         rows: ExporterRows::ScrapeDuration,
+    },
+    ExporterFamily {
+        name: "lagwatch_http_connections_closed",
+        help: "HTTP connections lagwatch closed itself since start, by reason: request_timeout (a request's headers or its response not done within web.request_timeout) or connection_limit (an idle connection closed to make room at web.max_connections).",
+        kind: Kind::Counter,
+        unit: None,
+        rows: ExporterRows::ConnectionsClosed,
     },
     ExporterFamily {
         name: "lagwatch_poll_errors",

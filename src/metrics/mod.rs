@@ -22,6 +22,7 @@ use std::time::UNIX_EPOCH;
 use bytes::buf::Reader;
 use bytes::{Buf as _, Bytes};
 use flate2::read::GzDecoder;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 
 use crate::cluster_state::ClusterState;
@@ -58,9 +59,8 @@ pub struct RenderSettings {
     /// `lagwatch_config_last_reload_*`: the outcome of the last load of the configuration file
     /// (start-up or reload); `None` renders neither family.
     pub config_reload: Option<ConfigReload>,
-    /// `lagwatch_scrape_duration_seconds`: the HTTP server observes into it (clones share
-    /// buckets, [`scrape_duration_histogram`]).
-    pub scrape_duration: Histogram,
+    /// The HTTP server's own figures: it observes into them (clones share them).
+    pub server: ServerMetrics,
 }
 
 /// Upper bounds of the `lagwatch_scrape_duration_seconds` buckets: a gzip scrape of 100,000
@@ -70,9 +70,28 @@ const SCRAPE_DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// A histogram with the `lagwatch_scrape_duration_seconds` buckets (0.5 ms to 10 s).
-pub fn scrape_duration_histogram() -> Histogram {
-    Histogram::new(SCRAPE_DURATION_BUCKETS)
+/// What the HTTP server counts of itself, rendered with the rest. Clones share their values:
+/// the server holds one and the render reads another.
+#[derive(Clone, Debug)]
+pub struct ServerMetrics {
+    /// `lagwatch_scrape_duration_seconds` (0.5 ms to 10 s).
+    pub scrape_duration: Histogram,
+    /// `lagwatch_http_connections_closed_total{reason="request_timeout"}`: connections closed
+    /// because a request's headers or its response did not complete within `request_timeout`.
+    pub closed_by_timeout: Counter,
+    /// `lagwatch_http_connections_closed_total{reason="connection_limit"}`: idle connections
+    /// closed to make room for a new one at `max_connections`.
+    pub closed_at_limit: Counter,
+}
+
+impl Default for ServerMetrics {
+    fn default() -> Self {
+        ServerMetrics {
+            scrape_duration: Histogram::new(SCRAPE_DURATION_BUCKETS),
+            closed_by_timeout: Counter::default(),
+            closed_at_limit: Counter::default(),
+        }
+    }
 }
 
 /// The last load of the configuration file, as Prometheus reports its own.
@@ -206,7 +225,7 @@ pub fn render(clusters: &[ClusterState], settings: &RenderSettings) -> Rendered 
         version: settings.version,
         revision: settings.revision.clone(),
         config_reload: settings.config_reload,
-        scrape_duration: settings.scrape_duration.clone(),
+        server: settings.server.clone(),
     };
     // About 100 bytes per partition-level series; the exporter families are a few KiB.
     let size_hint = series.saturating_mul(112).saturating_add(16 * 1024);

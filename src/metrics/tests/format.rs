@@ -197,10 +197,12 @@ fn label_values_are_escaped() {
 }
 
 #[test]
-fn no_clusters_still_renders_build_info_and_scrape_times() {
+fn no_clusters_still_renders_build_info_and_the_servers_own_figures() {
     let mut settings = settings(Granularity::Topic);
-    settings.scrape_duration = Histogram::new([0.001]);
-    settings.scrape_duration.observe(0.0004);
+    settings.server.scrape_duration = Histogram::new([0.001]);
+    settings.server.scrape_duration.observe(0.0004);
+    settings.server.closed_by_timeout.inc_by(3);
+    settings.server.closed_at_limit.inc();
     let r = render(&[], &settings);
     assert_eq!(
         text(&r),
@@ -210,6 +212,10 @@ fn no_clusters_still_renders_build_info_and_scrape_times() {
          lagwatch_scrape_duration_seconds_count 1\n\
          lagwatch_scrape_duration_seconds_bucket{le=\"0.001\"} 1\n\
          lagwatch_scrape_duration_seconds_bucket{le=\"+Inf\"} 1\n\
+         # HELP lagwatch_http_connections_closed_total HTTP connections lagwatch closed itself since start, by reason: request_timeout (a request's headers or its response not done within web.request_timeout) or connection_limit (an idle connection closed to make room at web.max_connections).\n\
+         # TYPE lagwatch_http_connections_closed_total counter\n\
+         lagwatch_http_connections_closed_total{reason=\"request_timeout\"} 3\n\
+         lagwatch_http_connections_closed_total{reason=\"connection_limit\"} 1\n\
          # HELP lagwatch_build_info Version and revision of the running lagwatch; value 1.\n\
          # TYPE lagwatch_build_info gauge\n\
          lagwatch_build_info{version=\"0.1.0\",revision=\"abc123\"} 1\n"

@@ -94,7 +94,7 @@ fn settings(granularity: Granularity) -> RenderSettings {
         compat_kafka_lag_exporter: false,
         shard_zero: true,
         config_reload: None,
-        scrape_duration: crate::metrics::scrape_duration_histogram(),
+        server: crate::metrics::ServerMetrics::default(),
     }
 }
 
