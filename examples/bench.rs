@@ -71,6 +71,10 @@ struct Args {
     /// Scrapes timed per scraper count (at 4 scrapers, this many in all).
     #[arg(long, default_value_t = 200)]
     scrapes: usize,
+    /// Once the first path is measured, keep the loaded cluster and that lagwatch running (their
+    /// addresses and lagwatch's pid printed) until interrupted, e.g. to profile it.
+    #[arg(long)]
+    hold: bool,
     /// The lagwatch binary.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/lagwatch"))]
     lagwatch: PathBuf,
@@ -828,6 +832,19 @@ clusters:
         }
     }
     let (_, hwm) = memory_mib(lagwatch.pid());
+    if args.hold {
+        eprintln!(
+            "bench: {path}: holding until interrupted: lagwatch pid {} on 127.0.0.1:{}, \
+             broker {} (proxy), {}",
+            lagwatch.pid(),
+            lagwatch.port,
+            cluster.bootstrap(),
+            lagwatch.dir.display()
+        );
+        while !STOP.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
     Ok(Measured {
         first_complete_poll,
         reads_drained,
