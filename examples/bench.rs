@@ -59,7 +59,7 @@ struct Args {
     /// Fewest records per partition (each holds this plus 0 to 4).
     #[arg(long, default_value_t = 10)]
     records: i64,
-    /// Polls measured once the start-up timestamp reads are done.
+    /// Polls measured once the start-up timestamp reads are done and their reader closed.
     #[arg(long, default_value_t = 20)]
     polls: u32,
     /// lagwatch's poll_interval, in seconds.
@@ -762,7 +762,8 @@ clusters:
         args.polls
     );
     // The steady state: the record-timestamp reads the first polls queue (at most
-    // `time_lag.max_reads_per_poll` per poll) are done before polls are measured.
+    // `time_lag.max_reads_per_poll` per poll) are done, and the reader they opened has closed
+    // (`READER_IDLE_POLLS` polls without a read), before polls are measured.
     let deadline = Instant::now() + Duration::from_secs(600);
     let reads_drained = loop {
         let pending = lagwatch.metrics()?.sum("lagwatch_timestamp_reads_pending");
@@ -777,9 +778,11 @@ clusters:
         pause(Duration::from_millis(500))?;
     };
     eprintln!(
-        "bench: {path}: timestamp reads done after {:.2} s",
-        reads_drained.as_secs_f64()
+        "bench: {path}: timestamp reads done after {:.2} s; waiting {} polls for the idle reader to close",
+        reads_drained.as_secs_f64(),
+        lagwatch::kafka::READER_IDLE_POLLS
     );
+    pause(interval * lagwatch::kafka::READER_IDLE_POLLS)?;
     // Starts on the quiet time after a render, and ends a whole number of poll intervals later
     // (polls tick at a fixed rate), on the same point of the cycle.
     let rendered = lagwatch.metrics()?.polls();

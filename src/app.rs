@@ -810,7 +810,8 @@ async fn poll_loop<S, P, E>(
                 if up {
                     (c.unauthorized_topics, c.unauthorized_groups) = unauthorized;
                 }
-            })
+            });
+            release_free_memory();
         })
         .await;
         if let Err(e) = rendered {
@@ -820,6 +821,18 @@ async fn poll_loop<S, P, E>(
             shared.exposition.first_poll_attempted();
         }
         tracing::debug!(cluster = cluster.as_str(), up, elapsed = ?elapsed, "poll done");
+    }
+}
+
+/// Hands the memory a poll and its render freed back to the system. glibc keeps freed memory in
+/// the arena of the thread that allocated it (the poll's blocking thread, the async workers,
+/// librdkafka's threads) for that thread to reuse: left alone the process holds the high-water
+/// mark of every arena, about twice what is in use at 5,000 partitions (docs/architecture.md).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks and shrinks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -408,7 +408,7 @@ fn shards_split_the_groups_and_only_shard_0_reports_topics() {
 #[test]
 fn an_idle_timestamp_reader_keeps_no_statistics_waiting() {
     use lagwatch::config::{Config, ShardConfig};
-    use lagwatch::kafka::{ClusterCollector, CollectorSettings};
+    use lagwatch::kafka::{ClusterCollector, CollectorSettings, READER_IDLE_POLLS};
     use lagwatch::model::analytics::TimestampRead;
 
     let broker = kafka();
@@ -448,7 +448,7 @@ fn an_idle_timestamp_reader_keeps_no_statistics_waiting() {
         &collector.deadline(),
         &mut errors,
     );
-    assert_eq!(got.timestamps, vec![(read, Some(written))]);
+    assert_eq!(got.timestamps, vec![(read.clone(), Some(written))]);
     assert!(errors.is_empty(), "{errors:?}");
     // 2. 4 s of polls without reads: librdkafka queues a statistics report a second on each
     // handle; every poll serves the idle reader's, so none is left waiting.
@@ -460,5 +460,20 @@ fn an_idle_timestamp_reader_keeps_no_statistics_waiting() {
     }
     let waiting = collector.events_waiting();
     assert!(waiting <= 1, "{waiting} events waiting");
+    assert!(errors.is_empty(), "{errors:?}");
+    // 3. The reader closes after READER_IDLE_POLLS polls without a read, and a read opens it
+    // again.
+    assert!(collector.reader_open());
+    for _ in 8..READER_IDLE_POLLS {
+        collector.read_timestamps(&[], &collector.deadline(), &mut errors);
+    }
+    assert!(!collector.reader_open());
+    let again = collector.read_timestamps(
+        std::slice::from_ref(&read),
+        &collector.deadline(),
+        &mut errors,
+    );
+    assert_eq!(again.timestamps, vec![(read, Some(written))]);
+    assert!(collector.reader_open());
     assert!(errors.is_empty(), "{errors:?}");
 }

@@ -64,6 +64,13 @@ const STATISTICS_INTERVAL_MS: &str = "1000";
 /// (one a second) of the longest poll interval lagwatch keeps a handle through.
 const STATS_BACKLOG: usize = 128;
 
+/// Polls in a row without a timestamp read after which the reader is closed. Reads come in
+/// bursts (start-up, a group falling behind its partitions' head history) and a reader holds
+/// librdkafka's state for every partition of every topic it read (queues, buffers, timers,
+/// statistics): between bursts that is memory and CPU for nothing. A new one costs a
+/// connection and a metadata request.
+pub const READER_IDLE_POLLS: u32 = 12;
+
 /// Serves the events waiting on a handle whose queue nothing else polls: its statistics (one
 /// report a second, each naming every partition the handle knows: left waiting they would pile
 /// up for as long as the handle lives), logs, errors and token refreshes.
@@ -138,8 +145,11 @@ pub struct ClusterCollector {
     consumer: Arc<BaseConsumer<StatsContext>>,
     /// Requests of all of this cluster's handles.
     requests: Arc<Mutex<RequestCounter>>,
-    /// Reads record timestamps; created on first use.
+    /// Reads record timestamps; created on first use, closed after [`READER_IDLE_POLLS`]
+    /// polls without a read.
     reader: Option<TimestampReader>,
+    /// Polls in a row without a timestamp read.
+    reader_idle_polls: u32,
     stop_stats: Arc<AtomicBool>,
     stats_thread: Option<JoinHandle<()>>,
     /// Topic configs by topic, and when and for which topic set they were read.
@@ -210,6 +220,7 @@ impl ClusterCollector {
             consumer,
             requests,
             reader: None,
+            reader_idle_polls: 0,
             stop_stats,
             stats_thread,
             configs: HashMap::new(),
@@ -259,6 +270,12 @@ impl ClusterCollector {
         }
     }
 
+    /// Whether the timestamp reader is open (it is opened by a read and closed after
+    /// [`READER_IDLE_POLLS`] polls without one).
+    pub fn reader_open(&self) -> bool {
+        self.reader.is_some()
+    }
+
     /// Events waiting on this cluster's librdkafka handles for lagwatch to serve; served every
     /// poll, so at most about a poll interval's statistics reports.
     pub fn events_waiting(&self) -> usize {
@@ -300,12 +317,13 @@ impl ClusterCollector {
             no_record_before_head: Vec::new(),
         };
         if reads.is_empty() {
-            // Nothing else polls an idle reader's queue.
-            if let Some(reader) = &self.reader {
-                reader.serve_events();
+            self.reader_idle_polls = self.reader_idle_polls.saturating_add(1);
+            if self.reader_idle_polls >= READER_IDLE_POLLS {
+                self.reader = None;
             }
             return TimestampsRead::default();
         }
+        self.reader_idle_polls = 0;
         if self.reader.is_none() {
             match TimestampReader::new(&self.settings.cluster, self.requests.clone()) {
                 Ok(r) => self.reader = Some(r),
@@ -327,6 +345,10 @@ impl ClusterCollector {
     /// One poll within `deadline`: every stage runs in its share of the time; a failed stage is
     /// reported and the rest goes on with what it has.
     pub fn poll(&mut self, deadline: &Deadline) -> PollOutcome {
+        // Nothing else polls the reader's queue between its reads, failed polls included.
+        if let Some(reader) = &self.reader {
+            reader.serve_events();
+        }
         let mut errors = Vec::new();
         let mut unauthorized = Unauthorized::default();
         let timeout = deadline

@@ -75,7 +75,7 @@ impl TimestampReader {
         })
     }
 
-    /// Serves the events waiting on the reader's queue, when a poll has no read for it.
+    /// Serves the events waiting on the reader's queue, which only its reads poll otherwise.
     pub fn serve_events(&self) {
         super::serve_events(&self.consumer);
     }
