@@ -50,6 +50,11 @@ struct Args {
     /// Partitions in all.
     #[arg(long, default_value_t = 5000)]
     partitions: usize,
+    /// Broker nodes of the test cluster; partitions spread over them (replication factor 1).
+    /// A broker keeps two files open per partition holding records, so the open-file limit
+    /// bounds the partitions of each broker, not of the cluster.
+    #[arg(long, default_value_t = 1)]
+    brokers: usize,
     /// Consumer groups.
     #[arg(long, default_value_t = 200)]
     groups: usize,
@@ -137,8 +142,9 @@ fn run(args: &Args) -> Result<(), String> {
             args.lagwatch.display()
         ));
     }
-    raise_limits(args.partitions);
+    raise_limits(args.partitions.div_ceil(args.brokers.max(1)));
     let cluster = KafkaCluster::start(ClusterSpec {
+        nodes: args.brokers.max(1),
         counted: true,
         ..ClusterSpec::default()
     });
@@ -160,8 +166,9 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// Lets the broker map two index files per partition and keep its files open (two per partition
-/// holding records: 9,000 partitions fit in 20,000 open files, 19,000 do not).
+/// Lets each broker map two index files per partition and keep its files open (two per
+/// partition holding records: 9,000 partitions fit in 20,000 open files, 19,000 do not), for
+/// `partitions` per broker.
 fn raise_limits(partitions: usize) {
     let maps = 2 * partitions + 65_536;
     let current: usize = std::fs::read_to_string("/proc/sys/vm/max_map_count")
@@ -1009,9 +1016,10 @@ fn table(args: &Args, scenario: &Scenario, results: &[(&str, Measured)]) -> Stri
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n{} partitions ({} topics), {} groups × {} partitions = {} group-partitions; granularity partition, {} s polls, {} polls measured\n",
+        "\n{} partitions ({} topics) on {} broker(s), {} groups × {} partitions = {} group-partitions; granularity partition, {} s polls, {} polls measured\n",
         args.partitions,
         scenario.topics,
+        args.brokers.max(1),
         scenario.groups,
         scenario.per_topic,
         scenario.group_partitions(),
