@@ -60,7 +60,7 @@ pub use watermarks::Leaders;
 const STATISTICS_INTERVAL_MS: &str = "1000";
 
 /// Events served from a handle's queue at most, once per poll, on the handles nothing else
-/// polls (the coordinator handle, an idle timestamp reader): more than the statistics reports
+/// polls between their calls (the coordinator handle, the timestamp reader): more than the statistics reports
 /// (one a second) of the longest poll interval lagwatch keeps a handle through.
 const STATS_BACKLOG: usize = 128;
 
